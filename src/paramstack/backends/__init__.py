@@ -1,0 +1,1 @@
+"""Model backends behind small protocols; the gateway picks one per registered model type."""

@@ -1,0 +1,104 @@
+"""onnxruntime sessions loaded once per model version and shared by all requests.
+
+``InferenceSession.run`` is thread-safe, so one session per version serves every worker
+thread; loading is guarded per version so a burst of first requests loads the file once.
+Versions that stop being served are evicted (their memory is released with the session).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from paramstack.errors import InvalidInput, Unavailable
+
+
+@dataclass(frozen=True)
+class LoadedClassifier:
+    version_id: int
+    session: object  # onnxruntime.InferenceSession (untyped library)
+    input_name: str
+    input_shape: tuple[int, ...]  # -1 for dynamic dims
+    load_seconds: float
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) the preprocessing must produce for an NCHW image model."""
+        if len(self.input_shape) != 4 or self.input_shape[2] < 1 or self.input_shape[3] < 1:
+            raise InvalidInput(
+                f"model input {list(self.input_shape)} is not a fixed-size NCHW image",
+                code="not_an_image_model",
+            )
+        return self.input_shape[3], self.input_shape[2]
+
+    def check_tensor(self, tensor: npt.NDArray[np.float32]) -> None:
+        expected = self.input_shape
+        ok = tensor.ndim == len(expected) and all(
+            e == -1 or e == a for e, a in zip(expected, tensor.shape, strict=True)
+        )
+        if not ok:
+            raise InvalidInput(
+                f"input shape {list(tensor.shape)} does not match the model's {list(expected)}",
+                code="wrong_shape",
+                param="inputs",
+            )
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        outputs = self.session.run(None, {self.input_name: tensor})  # type: ignore[attr-defined]
+        return np.asarray(outputs[0], dtype=np.float32)
+
+
+def _load(version_id: int, path: Path, intra_op_threads: int) -> LoadedClassifier:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    start = time.perf_counter()
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a registered file that vanished or got corrupted on disk
+        raise Unavailable(f"model artifact cannot be loaded: {type(exc).__name__}") from exc
+    meta = session.get_inputs()[0]
+    shape = tuple(d if isinstance(d, int) else -1 for d in meta.shape)
+    return LoadedClassifier(version_id, session, meta.name, shape, time.perf_counter() - start)
+
+
+class SessionCache:
+    def __init__(self, intra_op_threads: int = 1) -> None:
+        self._threads = intra_op_threads
+        self._sessions: dict[int, LoadedClassifier] = {}
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, version_id: int) -> LoadedClassifier | None:
+        return self._sessions.get(version_id)
+
+    def load(self, version_id: int, path: Path) -> LoadedClassifier:
+        """Load (or return the already loaded) session; blocking, so call it off the event loop."""
+        with self._guard:
+            lock = self._locks.setdefault(version_id, threading.Lock())
+        with lock:
+            loaded = self._sessions.get(version_id)
+            if loaded is None:
+                loaded = _load(version_id, path, self._threads)
+                self._sessions[version_id] = loaded
+            return loaded
+
+    def evict_except(self, keep: set[int]) -> list[int]:
+        """Drop sessions of versions no longer served; returns the evicted version ids."""
+        with self._guard:
+            gone = [v for v in self._sessions if v not in keep]
+            for version_id in gone:
+                del self._sessions[version_id]
+                self._locks.pop(version_id, None)
+        return gone
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,1 @@
+"""The ``paramstack`` command line; only ``paramstack.__main__`` imports it."""

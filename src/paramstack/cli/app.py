@@ -1,0 +1,33 @@
+"""The root ``paramstack`` command: one sub-app per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from paramstack.cli import abtest, db, metrics, models
+from paramstack.cli.context import print_json, settings
+from paramstack.cli.quickstart import quickstart
+from paramstack.cli.serve import serve
+
+app = typer.Typer(
+    name="paramstack",
+    help="Own your AI parameters: build, register and serve your own models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
+app.add_typer(abtest.app, name="abtest")
+app.add_typer(metrics.app, name="metrics")
+app.command()(serve)
+app.command()(quickstart)
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the resolved settings (environment PARAMSTACK_* over paramstack.toml)."""
+    cfg = settings()
+    data = cfg.model_dump(mode="json")
+    data["resolved_database_url"] = str(cfg.resolved_database_url).split("@")[-1]
+    data["resolved_artifacts_dir"] = str(cfg.resolved_artifacts_dir)
+    print_json(data)

@@ -1,0 +1,46 @@
+"""``paramstack serve``: run the gateway with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from paramstack.cli.context import console, settings
+from paramstack.store import migrate
+from paramstack.store.engine import make_engine
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default from settings (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Default from settings (8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn worker processes.")] = None,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema before serving.")
+    ] = True,
+    log_level: str = "info",
+) -> None:
+    """Serve registered models (predict, health, metrics) on embedded defaults."""
+    import uvicorn
+
+    # Workers re-read settings from the environment, so command-line values travel that way.
+    for key, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"PARAMSTACK_{key}"] = str(value)
+    cfg = settings()
+    if migrate_first:
+        engine = make_engine(cfg.resolved_database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+    console.print(f"paramstack gateway on http://{cfg.host}:{cfg.port} ({cfg.workers} worker(s))")
+    uvicorn.run(
+        "paramstack.gateway.app:create_app",
+        factory=True,
+        host=cfg.host,
+        port=cfg.port,
+        workers=cfg.workers,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

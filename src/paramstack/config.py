@@ -1,0 +1,83 @@
+"""The one Settings object: environment variables ``PARAMSTACK_*`` over an optional TOML file.
+
+Precedence (highest first): explicit keyword arguments, environment, the TOML file named by
+``PARAMSTACK_CONFIG`` (default ``./paramstack.toml`` when it exists), then the defaults below,
+which make a fresh clone run with zero servers (SQLite file, in-process everything).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MiB = 1024 * 1024
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("PARAMSTACK_CONFIG", "paramstack.toml"))
+
+
+class Settings(BaseSettings):
+    """Service and CLI settings; print with ``paramstack config``."""
+
+    model_config = SettingsConfigDict(env_prefix="PARAMSTACK_", extra="forbid")
+
+    home: Path = Field(Path("var"), description="Where the SQLite file and artifacts live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<home>/paramstack.db (WAL mode)."
+    )
+    artifacts_dir: Path | None = Field(
+        None, description="Registered artifacts are copied here; default <home>/artifacts."
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+
+    max_body_bytes: int = Field(10 * MiB, ge=1024, description="Larger requests get HTTP 413.")
+    result_cache_size: int = Field(
+        4096, ge=0, description="Entries in the (model version, input sha256) cache; 0 = off."
+    )
+    ort_intra_op_threads: int = Field(
+        1, ge=0, description="onnxruntime threads per session; 0 lets onnxruntime decide."
+    )
+    registry_refresh_s: float = Field(
+        2.0, gt=0, description="How often the gateway re-reads stages and A/B tests."
+    )
+    log_flush_interval_s: float = Field(0.25, gt=0, description="Inference-log batch period.")
+    log_batch_size: int = Field(1000, ge=1)
+    log_queue_max: int = Field(
+        200_000, ge=1, description="Pending log rows held in memory before requests get 503."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'paramstack.db'}"
+
+    @cached_property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.home / "artifacts"

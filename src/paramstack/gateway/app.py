@@ -1,0 +1,133 @@
+"""App factory: services are built once in the lifespan and kept on ``app.state``.
+
+Start with ``paramstack serve`` (or ``uvicorn --factory paramstack.gateway.app:create_app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from paramstack import __version__
+from paramstack.backends.onnx_sessions import SessionCache
+from paramstack.config import Settings
+from paramstack.errors import Unavailable
+from paramstack.gateway.errors import install_error_handlers
+from paramstack.gateway.log_writer import LogWriter
+from paramstack.gateway.middleware import RequestContext
+from paramstack.gateway.predictor import Predictor
+from paramstack.gateway.result_cache import ResultCache
+from paramstack.gateway.routes import health, predict
+from paramstack.gateway.routing import RouteTable
+from paramstack.gateway.telemetry import Telemetry
+from paramstack.registry.serving import ModelEntry, load_snapshot
+from paramstack.store.engine import make_engine, session_factory
+from paramstack.store.migrate import current_revision, head_revision
+from paramstack.store.tables import Stage
+
+log = logging.getLogger(__name__)
+
+
+def _check_schema(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise Unavailable(
+            f"database schema is at {current or 'nothing'}, expected {head}: "
+            "run `paramstack db upgrade` first",
+            code="schema_out_of_date",
+        )
+
+
+def _load_and_warm(factory: sessionmaker[Session], sessions: SessionCache) -> dict[str, ModelEntry]:
+    """Read the registry and load the sessions requests will hit first (blocking: a thread)."""
+    with factory() as session:
+        entries = load_snapshot(session)
+    for entry in entries.values():
+        warm = [entry.newest_in(Stage.PRODUCTION)]
+        if entry.abtest is not None:
+            warm += [entry.abtest.version_a, entry.abtest.version_b]
+        for served in warm:
+            if served is not None and served.type == "onnx":
+                try:
+                    sessions.load(served.id, served.artifact_path)
+                except Unavailable as exc:
+                    log.error("cannot warm %s v%s: %s", served.name, served.version, exc)
+    return entries
+
+
+async def refresh_routes(app: FastAPI) -> None:
+    """Swap in a fresh registry snapshot; evict sessions and cached results no longer served."""
+    state = app.state
+    entries = await to_thread.run_sync(_load_and_warm, state.factory, state.sessions)
+    keep = state.predictor.routes.replace(entries)
+    for version_id in state.sessions.evict_except(keep):
+        log.info("evicted model version %s", version_id)
+    state.predictor.cache.evict_versions(keep)
+    state.telemetry.sessions_loaded.set(len(state.sessions))
+
+
+async def _refresh_forever(app: FastAPI, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await refresh_routes(app)
+        except Exception:  # keep serving the last good snapshot
+            log.exception("registry refresh failed")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = make_engine(settings.resolved_database_url)
+    _check_schema(engine)
+    telemetry = Telemetry()
+    factory = session_factory(engine)
+    logs = LogWriter(
+        factory,
+        interval_s=settings.log_flush_interval_s,
+        batch_size=settings.log_batch_size,
+        max_pending=settings.log_queue_max,
+        on_written=telemetry.logs_written.inc,
+    )
+    sessions = SessionCache(settings.ort_intra_op_threads)
+    app.state.factory = factory
+    app.state.telemetry = telemetry
+    app.state.sessions = sessions
+    app.state.predictor = Predictor(
+        RouteTable(), sessions, ResultCache(settings.result_cache_size), logs, telemetry
+    )
+    logs.start()
+    await refresh_routes(app)
+    refresher = asyncio.create_task(_refresh_forever(app, settings.registry_refresh_s))
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await to_thread.run_sync(logs.close)
+        log.info("flushed inference logs: %d written, %d dropped", logs.written, logs.dropped)
+        engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="paramstack gateway",
+        version=__version__,
+        lifespan=lifespan,
+        description="Serves registered models; every error uses OpenAI's error shape.",
+    )
+    app.state.settings = settings or Settings()
+    install_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(health.router)
+    app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
+    return app

@@ -1,0 +1,60 @@
+"""Every error leaves the gateway in OpenAI's shape: {"error": {message, type, code, param}}."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from paramstack.errors import InvalidInput, NotFound, ParamstackError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def error_response(exc: ParamstackError, request: Request) -> Response:
+    telemetry = getattr(request.app.state, "telemetry", None)
+    if telemetry is not None:
+        telemetry.errors.labels(str(exc.http_status), exc.code).inc()
+    return Response(
+        orjson.dumps(exc.to_openai()), status_code=exc.http_status, media_type="application/json"
+    )
+
+
+def _from_validation(exc: RequestValidationError) -> InvalidInput:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    message = first.get("msg", "invalid request")
+    return InvalidInput(f"{where}: {message}" if where else message, param=where or None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_paramstack(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ParamstackError)
+        return error_response(exc, request)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(_from_validation(exc), request)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        cls = NotFound if exc.status_code == 404 else InvalidInput
+        err = cls(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
+        response = error_response(err, request)
+        response.status_code = exc.status_code
+        return response
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return error_response(ParamstackError("internal server error"), request)
+
+    app.add_exception_handler(ParamstackError, on_paramstack)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,122 @@
+"""Inference logs and feedback written off the request path, in batches, by one thread.
+
+Requests only append to a deque (thread-safe, no I/O); the writer thread inserts batches every
+``interval`` seconds and drains everything on ``close()``, which the app's shutdown calls, so a
+SIGTERM loses no row. A failed batch is retried; rows are dropped only when the database
+refuses that very row (reported in the ``dropped`` counter), never silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from paramstack.errors import Unavailable
+from paramstack.store.tables import Base
+
+log = logging.getLogger(__name__)
+
+Row = tuple[type[Base], dict[str, Any]]
+RETRY_DELAYS_S = (0.05, 0.2, 1.0, 2.0, 5.0)
+
+
+class LogWriter:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        interval_s: float = 0.25,
+        batch_size: int = 1000,
+        max_pending: int = 200_000,
+        on_written: Callable[[int], None] | None = None,
+    ) -> None:
+        self._factory = factory
+        self._interval = interval_s
+        self._batch_size = batch_size
+        self._max_pending = max_pending
+        self._on_written = on_written
+        self._pending: deque[Row] = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="paramstack-logs", daemon=True)
+        self.written = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, table: type[Base], row: dict[str, Any]) -> None:
+        if len(self._pending) >= self._max_pending:
+            raise Unavailable("the inference log queue is full; retry shortly", code="log_backlog")
+        self._pending.append((table, row))
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Stop the thread after it has written everything submitted so far."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self.flush()  # whatever arrived after the thread's last drain (or if it never started)
+
+    def flush(self) -> None:
+        while self._pending:
+            batch = [
+                self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))
+            ]
+            self._write_with_retry(batch)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+        self.flush()
+
+    def _write_with_retry(self, batch: list[Row]) -> None:
+        for delay in (*RETRY_DELAYS_S, None):
+            try:
+                self._write(batch)
+                return
+            except OperationalError as exc:  # locked or unreachable database: try again
+                if delay is None:
+                    log.error("giving up on %d log rows after retries: %s", len(batch), exc)
+                    self.dropped += len(batch)
+                    return
+                time.sleep(delay)
+
+    def _write(self, batch: list[Row]) -> None:
+        by_table: dict[type[Base], list[dict[str, Any]]] = {}
+        for table, row in batch:
+            by_table.setdefault(table, []).append(row)
+        try:
+            with self._factory() as session, session.begin():
+                for table, rows in by_table.items():
+                    session.execute(insert(table), rows)
+        except IntegrityError:
+            self._write_one_by_one(batch)
+            return
+        self._count(len(batch))
+
+    def _write_one_by_one(self, batch: list[Row]) -> None:
+        """A batch with one bad row: merge rows singly (a repeated key updates, e.g. feedback)."""
+        for table, row in batch:
+            try:
+                with self._factory() as session, session.begin():
+                    session.merge(table(**row))
+                self._count(1)
+            except IntegrityError as exc:
+                log.error("dropping one %s row the database refused: %s", table.__name__, exc.orig)
+                self.dropped += 1
+
+    def _count(self, n: int) -> None:
+        self.written += n
+        if self._on_written is not None:
+            self._on_written(n)

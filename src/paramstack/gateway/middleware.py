@@ -1,0 +1,77 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs ~0.1 ms a request): request ids,
+start time, and the body size limit enforced while the body streams in."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paramstack.errors import PayloadTooLarge
+
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestContext:
+    """Sets ``scope['state']['request_id']`` and ``['t0']``; adds ``x-request-id`` to responses.
+
+    Bodies above ``max_body_bytes`` are refused with 413 from the Content-Length header when
+    present, and otherwise while streaming (the app sees PayloadTooLarge from ``receive``).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        supplied = None
+        length = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id" and _SAFE_ID.match(value):
+                supplied = value.decode()
+            elif key == b"content-length":
+                length = value
+        request_id = supplied or uuid.uuid4().hex
+        scope.setdefault("state", {}).update(request_id=request_id, t0=t0)
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await self._too_large(send_with_id)
+            return
+
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send_with_id)
+
+    async def _too_large(self, send: Send) -> None:
+        err = PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": orjson.dumps(err.to_openai())})

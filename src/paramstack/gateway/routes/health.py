@@ -1,0 +1,30 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Registry snapshot loaded and serving versions warmed")
+async def readyz(request: Request) -> Response:
+    routes = request.app.state.predictor.routes
+    if not routes.loaded:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ready", "models": routes.model_names()})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    telemetry = request.app.state.telemetry
+    predictor = request.app.state.predictor
+    telemetry.logs_pending.set(predictor.logs.pending)
+    return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)

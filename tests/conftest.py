@@ -1,0 +1,165 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), a real trained digits model,
+and a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from paramstack.config import Settings
+from paramstack.gateway.app import create_app
+from paramstack.registry import versions as registry
+from paramstack.registry.versions import Registration
+from paramstack.store import migrate
+from paramstack.store.engine import make_engine, session_factory, transaction
+from paramstack.store.tables import Stage
+
+POSTGRES_ENV = "PARAMSTACK_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.fail(
+            f"{POSTGRES_ENV} is not set: run the tests with `make test`, which starts PostgreSQL "
+            "(scripts/start-postgres.sh) and exports it"
+        )
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind for every test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    name = f"pstest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@dataclass(frozen=True)
+class DigitsModel:
+    onnx_path: Path
+    meta: dict[str, object]
+    heldout_indices: list[int]
+
+
+@pytest.fixture(scope="session")
+def digits_model(tmp_path_factory: pytest.TempPathFactory) -> DigitsModel:
+    """The real demo CNN, trained once per test session (about 20 s on 2 cores)."""
+    from paramstack.vision.train_digits import (
+        DigitsTrainConfig,
+        export_digits_onnx,
+        train_digits,
+    )
+
+    trained = train_digits(DigitsTrainConfig())
+    artifact = export_digits_onnx(trained, tmp_path_factory.mktemp("digits"))
+    return DigitsModel(artifact.onnx_path, artifact.meta, [int(i) for i in trained.heldout_indices])
+
+
+def register_digits(
+    settings: Settings, model: DigitsModel, *, stage: Stage = Stage.PRODUCTION
+) -> int:
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            version = registry.register(
+                session,
+                Registration(
+                    name="digits",
+                    artifact=model.onnx_path,
+                    domain="vision",
+                    class_labels=[str(x) for x in model.meta["class_labels"]],  # type: ignore[attr-defined]
+                    metrics=dict(model.meta["metrics"]),  # type: ignore[call-overload]
+                ),
+                settings.resolved_artifacts_dir,
+            )
+            if stage != Stage.REGISTERED:
+                registry.set_stage(session, "digits", version.version, stage)
+            return version.version
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded defaults in a temp home, schema migrated."""
+    cfg = Settings(home=tmp_path / "home", registry_refresh_s=0.2, log_flush_interval_s=0.05)
+    engine = make_engine(cfg.resolved_database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return cfg
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def run_server(settings: Settings) -> Iterator[LiveServer]:
+    """uvicorn in a thread on a free loopback port; shuts down (and flushes logs) on exit."""
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def live_server() -> Callable[[Settings], AbstractContextManager[LiveServer]]:
+    return run_server
