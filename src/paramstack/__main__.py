@@ -1,10 +1,12 @@
-"""Entry point: runs the CLI and maps the error tree to one-line messages and exit codes."""
+"""Entry point: runs the CLI and maps the error tree to one-line messages and exit codes.
+
+Typer's standalone mode already turns usage errors into exit code 2; our own errors are caught
+here so users see one line, never a traceback.
+"""
 
 from __future__ import annotations
 
 import sys
-
-import click
 
 from paramstack.errors import ParamstackError
 
@@ -14,17 +16,10 @@ def main() -> None:
     from paramstack.cli.context import err_console
 
     try:
-        result = app(standalone_mode=False)
+        app()
     except ParamstackError as exc:
         err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":
