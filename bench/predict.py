@@ -13,10 +13,13 @@ What it does, all on 127.0.0.1:
    ONNX artifact plus the first ``run`` (median of ``--cold-runs`` processes).
 3. Starts ``paramstack serve`` in its own process (result cache off unless ``--cache``) and
    times process start -> first 200 from ``/readyz``.
-4. From this (second) process, an asyncio httpx client keeps ``--concurrency`` requests in
-   flight: first against ``/healthz`` (the load generator's own ceiling), then warmup, then the
+4. From this (second) process, an asyncio client keeps ``--concurrency`` keep-alive requests in
+   flight: first against ``/healthz`` (the load generator's ceiling), then warmup, then the
    measured predict run cycling through all 1,797 distinct digit PNGs, then a concurrency-1 run
    for unloaded latency. Server-side overhead is ``total_ms - inference_ms`` from the bodies.
+   The default client writes pre-encoded HTTP/1.1 requests on asyncio streams; ``--client
+   httpx`` uses ``httpx.AsyncClient``, whose own CPU cost caps it at a few hundred req/s on a
+   2-core machine (the ceiling line shows it).
 5. Raw onnxruntime in this process on the same file, 1 thread: preprocessing
    (``paramstack.vision.preprocess.preprocess``) and inference measured separately.
 6. Prints a table, ratios and PASS/FAIL against the targets; writes ``--output`` JSON.
@@ -124,6 +127,18 @@ def free_port() -> int:
         s.bind((HOST, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all processes have run, summed over CPUs (needs psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    t = psutil.cpu_times()
+    return float(
+        sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+    )
 
 
 def paramstack_cmd(*args: str) -> list[str]:
@@ -239,7 +254,7 @@ class Server:
     def wait_ready(self, timeout_s: float) -> float:
         """Seconds from process start to the first 200 from /readyz."""
         deadline = self.started_at + timeout_s
-        with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
             while time.perf_counter() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"server exited with {self.proc.returncode}\n{self.tail()}")
@@ -427,6 +442,7 @@ class LoadResult:
     latency: Stats
     generator_cpu_pct: float
     server_cpu_pct: float | None
+    other_cpu_pct: float | None  # the rest of the machine (other processes, kernel), % of a core
     first_error: str | None
     bodies: list[tuple[int, bytes]] = field(repr=False, default_factory=list)
 
@@ -454,6 +470,7 @@ class LoadResult:
             "generator_cpu_pct": self.generator_cpu_pct,
             "server_cpu_pct": self.server_cpu_pct,
             "server_cpu_ms_per_request": self.server_cpu_ms_per_request,
+            "other_processes_cpu_pct": self.other_cpu_pct,
             "first_error": self.first_error,
         }
 
@@ -505,6 +522,7 @@ async def run_load(
             await sender.aclose()
 
     server_cpu0 = server.cpu_seconds()
+    machine0 = machine_busy_seconds()
     cpu0 = time.process_time()
     start = time.perf_counter()
     tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, concurrency))]
@@ -524,9 +542,15 @@ async def run_load(
     elapsed = time.perf_counter() - start
     gen_cpu = (time.process_time() - cpu0) / elapsed * 100.0 if elapsed > 0 else 0.0
     server_cpu1 = server.cpu_seconds()
+    machine1 = machine_busy_seconds()
     server_cpu = (
         (server_cpu1 - server_cpu0) / elapsed * 100.0
         if server_cpu0 is not None and server_cpu1 is not None and elapsed > 0
+        else None
+    )
+    other_cpu = (
+        max(0.0, (machine1 - machine0) / elapsed * 100.0 - gen_cpu - server_cpu)
+        if machine0 is not None and machine1 is not None and server_cpu is not None
         else None
     )
     return LoadResult(
@@ -539,6 +563,7 @@ async def run_load(
         Stats.of(latencies),
         gen_cpu,
         server_cpu,
+        other_cpu,
         first_error,
         bodies,
     )
@@ -552,6 +577,7 @@ class ServerTimings:
     overhead: Stats  # total - inference
     gateway_only: Stats  # total - inference - preprocessing
     accuracy: float | None
+    cached: int  # responses with metadata.cached true
     model: dict[str, Any] | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -562,6 +588,7 @@ class ServerTimings:
             "overhead_total_minus_inference_ms": self.overhead.as_dict(),
             "gateway_only_ms": self.gateway_only.as_dict(),
             "accuracy_vs_labels": self.accuracy,
+            "cached_responses": self.cached,
             "model": self.model,
         }
 
@@ -571,6 +598,7 @@ def server_timings(bodies: list[tuple[int, bytes]], labels: Sequence[int]) -> Se
     inf: list[float] = []
     tot: list[float] = []
     correct = 0
+    cached = 0
     model: dict[str, Any] | None = None
     for index, raw in bodies:
         doc = json.loads(raw)
@@ -582,6 +610,9 @@ def server_timings(bodies: list[tuple[int, bytes]], labels: Sequence[int]) -> Se
             tot.append(float(t))
         if str(doc.get("prediction")) == str(labels[index % len(labels)]):
             correct += 1
+        meta = doc.get("metadata")
+        if isinstance(meta, dict) and meta.get("cached") is True:
+            cached += 1
         if model is None and isinstance(doc.get("model"), dict):
             model = doc["model"]
     return ServerTimings(
@@ -591,6 +622,7 @@ def server_timings(bodies: list[tuple[int, bytes]], labels: Sequence[int]) -> Se
         overhead=Stats.of([t - i for t, i in zip(tot, inf, strict=True)]),
         gateway_only=Stats.of([t - i - p for t, i, p in zip(tot, inf, pre, strict=True)]),
         accuracy=correct / len(bodies) if bodies else None,
+        cached=cached,
         model=model,
     )
 
@@ -854,11 +886,6 @@ def print_report(
         f"{cfg['distinct_images']} distinct images, client={cfg['client']}"
     )
     print(f"model file: {cfg['model_file']} (input {'x'.join(map(str, raw.input_shape))})")
-    load = results["load_average"]
-    print(f"load average (1 min) before / after: {load['before']:.2f} / {load['after']:.2f}")
-    if load["before"] > 0.5:
-        print("  note: other processes were using the CPUs when the run started; "
-              "all numbers below are pessimistic")  # fmt: skip
     print()
     header = f"{'phase':<36} {'ok':>7} {'err':>5} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}"
     print(header)
@@ -894,11 +921,18 @@ def print_report(
             f"   p50 {_fmt(b.p50, 3):>6} p99 {_fmt(b.p99, 3):>6}"
         )
     acc = "-" if srv.accuracy is None else f"{srv.accuracy:.1%}"
-    print(f"  predictions matching the dataset labels: {acc}")
+    print(f"  predictions matching the dataset labels: {acc}; served from the result cache: "
+          f"{srv.cached} of {srv.total.n}")  # fmt: skip
     for r in (gen, pred):
         print(
             f"CPU during {r.name}: load generator {_fmt(r.generator_cpu_pct, 0)}% of a core, "
-            f"server {_fmt(r.server_cpu_pct, 0)}% (all its processes)"
+            f"server {_fmt(r.server_cpu_pct, 0)}% (all its processes), "
+            f"everything else {_fmt(r.other_cpu_pct, 0)}% (other processes, kernel)"
+        )
+    if (pred.other_cpu_pct or 0.0) > 20.0:
+        print(
+            "  note: other processes took CPU from this run; the req/s and latencies are"
+            " pessimistic (server CPU per request below is the steadier number)"
         )
     per_req = pred.server_cpu_ms_per_request
     if per_req:

@@ -19,6 +19,7 @@ DB_USER="paramstack"
 DB_PASSWORD="paramstack"
 DB_NAME="paramstack"
 READY_TIMEOUT_S="${PG_READY_TIMEOUT_S:-30}"
+PG_LIB_DIR="/usr/lib/postgresql"
 
 log() { printf 'start-postgres: %s\n' "$*" >&2; }
 die() {
@@ -33,7 +34,7 @@ fi
 if [[ "$(id -u)" -ne 0 ]]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         log "not root: re-running with sudo"
-        exec sudo -n --preserve-env=PGPORT_PARAMSTACK,PG_READY_TIMEOUT_S -- "$0" "$@"
+        exec sudo -n --preserve-env=PGPORT_PARAMSTACK,PGCLUSTER_PARAMSTACK,PG_READY_TIMEOUT_S -- "$0" "$@"
     fi
     die "must run as root (it installs packages and manages the cluster as user postgres)"
 fi
@@ -41,8 +42,10 @@ fi
 # Highest installed server major version, or empty.
 installed_major() {
     local bin
-    for bin in /usr/lib/postgresql/*/bin/postgres; do
-        [[ -x "$bin" ]] && basename "$(dirname "$(dirname "$bin")")"
+    for bin in "$PG_LIB_DIR"/*/bin/postgres; do
+        if [[ -x "$bin" ]]; then
+            basename "$(dirname "$(dirname "$bin")")"
+        fi
     done | sort -n | tail -n 1
 }
 
