@@ -10,12 +10,13 @@ from contextlib import AbstractContextManager
 import httpx
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from paramstack.config import Settings
+from paramstack.gateway.log_writer import LogWriter
 from paramstack.registry import versions as registry
 from paramstack.store.engine import make_engine, session_factory, transaction
-from paramstack.store.tables import InferenceLog, Stage
+from paramstack.store.tables import InferenceLog, PredictionFeedback, Stage
 from paramstack.vision.digits import digit_images, digit_png_bytes
 from tests.conftest import DigitsModel, LiveServer, register_digits
 
@@ -197,3 +198,25 @@ def test_health_ready_and_metrics(
     )
     assert "paramstack_predict_latency_seconds_bucket" in text
     assert_error_shape(missing, 404)
+
+
+@pytest.mark.filterwarnings("ignore:Column .prediction_feedback.request_id.")
+def test_log_writer_isolates_rows_the_database_refuses(engine: Engine) -> None:
+    """Bad rows are dropped and counted one by one; the rest of their batch lands."""
+    writer = LogWriter(session_factory(engine), interval_s=0.05)
+    writer.start()
+    rows: list[dict[str, object]] = [{"request_id": f"r{i}", "label": "7"} for i in range(4)]
+    rows.append({"request_id": "r1", "label": "8"})  # same key: merged, the newer label wins
+    rows.append({"request_id": None, "label": "no key"})  # NOT NULL violation everywhere
+    bad = 1
+    if engine.dialect.name == "postgresql":
+        rows.append({"request_id": "nul", "label": "a\x00b"})  # PostgreSQL refuses NUL in text
+        bad += 1
+    for row in rows:
+        writer.submit(PredictionFeedback, row)
+    writer.close()
+    with session_factory(engine)() as s:
+        query = select(PredictionFeedback.request_id, PredictionFeedback.label)
+        stored = {key: label for key, label in s.execute(query).all()}
+    assert writer.dropped == bad
+    assert stored == {"r0": "7", "r1": "8", "r2": "7", "r3": "7"}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Annotated
 
 import typer
 
 from paramstack.cli.context import console, settings
+from paramstack.gateway.telemetry import MULTIPROC_ENV
 from paramstack.store import migrate
 from paramstack.store.engine import make_engine
 
@@ -33,6 +35,11 @@ def serve(
         engine = make_engine(cfg.resolved_database_url)
         migrate.upgrade(engine)
         engine.dispose()
+    if cfg.workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = cfg.home / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # stale files would double-count
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir.resolve())
     console.print(f"paramstack gateway on http://{cfg.host}:{cfg.port} ({cfg.workers} worker(s))")
     uvicorn.run(
         "paramstack.gateway.app:create_app",

@@ -20,7 +20,7 @@ from paramstack import __version__
 from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
 from paramstack.errors import Unavailable
-from paramstack.gateway.errors import install_error_handlers
+from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.predictor import Predictor
@@ -130,4 +130,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
+    document_errors_as_400(app)
     return app

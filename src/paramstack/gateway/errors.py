@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -14,21 +15,23 @@ from paramstack.errors import InvalidInput, NotFound, ParamstackError
 
 log = logging.getLogger(__name__)
 
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
-def error_response(exc: ParamstackError, request: Request) -> Response:
+def error_response(exc: ParamstackError, request: Request, status: int | None = None) -> Response:
+    status = status or exc.http_status
     telemetry = getattr(request.app.state, "telemetry", None)
     if telemetry is not None:
-        telemetry.errors.labels(str(exc.http_status), exc.code).inc()
+        telemetry.errors.labels(str(status), exc.code).inc()
     return Response(
-        orjson.dumps(exc.to_openai()), status_code=exc.http_status, media_type="application/json"
+        orjson.dumps(exc.to_openai()), status_code=status, media_type="application/json"
     )
 
 
 def _from_validation(exc: RequestValidationError) -> InvalidInput:
     first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in _LOCATIONS)
     message = first.get("msg", "invalid request")
     return InvalidInput(f"{where}: {message}" if where else message, param=where or None)
 
@@ -46,8 +49,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         cls = NotFound if exc.status_code == 404 else InvalidInput
         err = cls(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
-        response = error_response(err, request)
-        response.status_code = exc.status_code
+        response = error_response(err, request, exc.status_code)
+        response.headers.update(exc.headers or {})  # e.g. the Allow header of a 405
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -58,3 +61,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def document_errors_as_400(app: FastAPI) -> None:
+    """FastAPI documents validation failures as 422 with its own body; ours are 400 in
+    OpenAI's shape (already listed on each route), so drop the 422 entries from the schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

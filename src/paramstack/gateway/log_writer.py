@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from paramstack.errors import Unavailable
@@ -77,7 +77,10 @@ class LogWriter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # never let one bad batch stop all logging; close() retries
+                log.exception("inference log flush failed")
         self.flush()
 
     def _write_with_retry(self, batch: list[Row]) -> None:
@@ -100,7 +103,9 @@ class LogWriter:
             with self._factory() as session, session.begin():
                 for table, rows in by_table.items():
                     session.execute(insert(table), rows)
-        except IntegrityError:
+        except OperationalError:
+            raise
+        except DBAPIError:  # a row the database refuses (duplicate key, bad text): isolate it
             self._write_one_by_one(batch)
             return
         self._count(len(batch))
@@ -112,8 +117,10 @@ class LogWriter:
                 with self._factory() as session, session.begin():
                     session.merge(table(**row))
                 self._count(1)
-            except IntegrityError as exc:
-                log.error("dropping one %s row the database refused: %s", table.__name__, exc.orig)
+            except SQLAlchemyError as exc:
+                # the driver's own message only: the SQL parameters may hold user data
+                reason = getattr(exc, "orig", None) or type(exc).__name__
+                log.error("dropping one %s row the database refused: %s", table.__name__, reason)
                 self.dropped += 1
 
     def _count(self, n: int) -> None:

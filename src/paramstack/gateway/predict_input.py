@@ -25,6 +25,15 @@ class PredictInput:
     user: str | None = None
 
 
+def check_user(user: object) -> str | None:
+    """End-user ids go to logs and A/B hashing: short printable text only."""
+    if user is None:
+        return None
+    if not isinstance(user, str) or not 0 < len(user) <= 128 or not user.isprintable():
+        raise InvalidInput("user must be 1-128 printable characters", param="user")
+    return user
+
+
 def _image(data: bytes, user: str | None) -> PredictInput:
     if not data:
         raise InvalidInput("the image is empty", param="image")
@@ -49,9 +58,7 @@ def from_json(body: bytes) -> PredictInput:
         raise InvalidInput(f"body is not valid JSON: {exc.msg}") from exc
     if not isinstance(doc, dict):
         raise InvalidInput("body must be a JSON object with 'image' or 'inputs'")
-    user = doc.get("user")
-    if user is not None and (not isinstance(user, str) or len(user) > 128):
-        raise InvalidInput("user must be a string of at most 128 characters", param="user")
+    user = check_user(doc.get("user"))
     image, inputs = doc.get("image"), doc.get("inputs")
     if (image is None) == (inputs is None):
         raise InvalidInput("send exactly one of 'image' (base64) or 'inputs' (tensor)")

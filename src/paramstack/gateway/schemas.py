@@ -5,18 +5,6 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class PredictJSONRequest(BaseModel):
-    image: str | None = Field(
-        None, description="Base64 image (PNG, JPEG, BMP, GIF, WebP, TIFF); a data: URL works too."
-    )
-    inputs: list[object] | None = Field(
-        None, description="Alternative to image: an already preprocessed NCHW float tensor."
-    )
-    user: str | None = Field(
-        None, max_length=128, description="End-user id; makes A/B assignment sticky."
-    )
-
-
 class ModelInfo(BaseModel):
     name: str
     version: int
@@ -54,7 +42,9 @@ class PredictResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    label: str = Field(..., min_length=1, max_length=128, description="The true class.")
+    label: str = Field(
+        ..., min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description="The true class."
+    )
 
 
 class ErrorDetail(BaseModel):

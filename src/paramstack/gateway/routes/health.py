@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 router = APIRouter(tags=["operations"])
 
@@ -14,7 +14,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Registry snapshot loaded and serving versions warmed")
+@router.get(
+    "/readyz",
+    summary="Registry snapshot loaded and serving versions warmed",
+    responses={503: {"description": "Still starting", "content": {"application/json": {}}}},
+)
 async def readyz(request: Request) -> Response:
     routes = request.app.state.predictor.routes
     if not routes.loaded:
@@ -22,9 +26,9 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "models": routes.model_names()})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     telemetry = request.app.state.telemetry
     predictor = request.app.state.predictor
     telemetry.logs_pending.set(predictor.logs.pending)
-    return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -11,12 +11,11 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from paramstack.errors import InvalidInput, UnsupportedMediaType
-from paramstack.gateway.predict_input import PredictInput, from_json, from_upload
+from paramstack.gateway.predict_input import PredictInput, check_user, from_json, from_upload
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.schemas import (
     ErrorResponse,
     FeedbackRequest,
-    PredictJSONRequest,
     PredictResponse,
 )
 from paramstack.store.tables import PredictionFeedback
@@ -43,11 +42,33 @@ MULTIPART_SCHEMA = {
     "required": ["file"],
 }
 
+PREDICT_JSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "image": {
+            "type": "string",
+            "description": "Base64 image (PNG, JPEG, WebP, GIF, BMP); a data: URL works too.",
+        },
+        "inputs": {
+            "type": "array",
+            "items": {},
+            "description": "Alternative to image: an already preprocessed NCHW float tensor.",
+        },
+        "user": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "End-user id; makes the A/B arm sticky.",
+        },
+    },
+    "oneOf": [{"required": ["image"]}, {"required": ["inputs"]}],
+}
+
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": PredictJSONRequest.model_json_schema()},
+            "application/json": {"schema": PREDICT_JSON_SCHEMA},
             "multipart/form-data": {"schema": MULTIPART_SCHEMA},
         },
     }
@@ -65,9 +86,7 @@ async def read_input(request: Request) -> PredictInput:
             upload, user = form.get("file"), form.get("user")
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("multipart body needs a 'file' part", param="file")
-            if user is not None and (not isinstance(user, str) or len(user) > 128):
-                raise InvalidInput("user must be at most 128 characters", param="user")
-            return from_upload(await upload.read(), upload.content_type, user)
+            return from_upload(await upload.read(), upload.content_type, check_user(user))
     raise UnsupportedMediaType(
         f"content type {media_type or 'missing'!r}: send application/json or multipart/form-data"
     )
