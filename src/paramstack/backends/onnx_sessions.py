@@ -19,12 +19,25 @@ from paramstack.errors import InvalidInput, Unavailable
 
 
 @dataclass(frozen=True)
-class LoadedClassifier:
+class ModelInput:
+    name: str
+    shape: tuple[int, ...]  # -1 for dynamic dims
+
+
+@dataclass(frozen=True)
+class LoadedModel:
     version_id: int
     session: object  # onnxruntime.InferenceSession (untyped library)
-    input_name: str
-    input_shape: tuple[int, ...]  # -1 for dynamic dims
+    inputs: tuple[ModelInput, ...]
     load_seconds: float
+
+    @property
+    def input_name(self) -> str:
+        return self.inputs[0].name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.inputs[0].shape
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -49,11 +62,16 @@ class LoadedClassifier:
             )
 
     def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        outputs = self.session.run(None, {self.input_name: tensor})  # type: ignore[attr-defined]
+        """First output for a single-input model."""
+        return self.run_feeds({self.input_name: tensor})
+
+    def run_feeds(self, feeds: dict[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        """First output for named inputs (models with side inputs, e.g. ECG RR features)."""
+        outputs = self.session.run(None, feeds)  # type: ignore[attr-defined]
         return np.asarray(outputs[0], dtype=np.float32)
 
 
-def _load(version_id: int, path: Path, intra_op_threads: int) -> LoadedClassifier:
+def _load(version_id: int, path: Path, intra_op_threads: int) -> LoadedModel:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -65,22 +83,24 @@ def _load(version_id: int, path: Path, intra_op_threads: int) -> LoadedClassifie
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a registered file that vanished or got corrupted on disk
         raise Unavailable(f"model artifact cannot be loaded: {type(exc).__name__}") from exc
-    meta = session.get_inputs()[0]
-    shape = tuple(d if isinstance(d, int) else -1 for d in meta.shape)
-    return LoadedClassifier(version_id, session, meta.name, shape, time.perf_counter() - start)
+    inputs = tuple(
+        ModelInput(meta.name, tuple(d if isinstance(d, int) else -1 for d in meta.shape))
+        for meta in session.get_inputs()
+    )
+    return LoadedModel(version_id, session, inputs, time.perf_counter() - start)
 
 
 class SessionCache:
     def __init__(self, intra_op_threads: int = 1) -> None:
         self._threads = intra_op_threads
-        self._sessions: dict[int, LoadedClassifier] = {}
+        self._sessions: dict[int, LoadedModel] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def get(self, version_id: int) -> LoadedClassifier | None:
+    def get(self, version_id: int) -> LoadedModel | None:
         return self._sessions.get(version_id)
 
-    def load(self, version_id: int, path: Path) -> LoadedClassifier:
+    def load(self, version_id: int, path: Path) -> LoadedModel:
         """Load (or return the already loaded) session; blocking, so call it off the event loop."""
         with self._guard:
             lock = self._locks.setdefault(version_id, threading.Lock())

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from anyio import to_thread
 
-from paramstack.backends.onnx_sessions import LoadedClassifier, SessionCache
+from paramstack.backends.onnx_sessions import LoadedModel, SessionCache
 from paramstack.errors import InvalidInput, ParamstackError
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.predict_input import PredictInput
@@ -49,7 +49,7 @@ def classify(probs: npt.NDArray[np.float64], labels: tuple[str, ...]) -> dict[st
 
 
 def compute(
-    loaded: LoadedClassifier, data: PredictInput, timings: Timings
+    loaded: LoadedModel, data: PredictInput, timings: Timings
 ) -> npt.NDArray[np.float32]:
     """Preprocess and run the model, recording both times."""
     start = time.perf_counter()
@@ -88,7 +88,7 @@ class Predictor:
         self.logs = logs
         self.telemetry = telemetry
 
-    async def session_for(self, served: ServedVersion) -> LoadedClassifier:
+    async def session_for(self, served: ServedVersion) -> LoadedModel:
         loaded = self.sessions.get(served.id)
         if loaded is None:
             loaded = await to_thread.run_sync(self.sessions.load, served.id, served.artifact_path)
