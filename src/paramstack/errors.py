@@ -99,3 +99,19 @@ class Unavailable(ParamstackError):
     error_type = "server_error"
     exit_code = 8
     default_code = "unavailable"
+
+
+class GuardBlocked(Forbidden):
+    """A guard rule stopped the request; names the rule, never echoes the offending text."""
+
+    default_code = "guard_blocked"
+
+    def __init__(self, *, check: str, rule: str, direction: str, policy_version: str):
+        super().__init__(
+            f"blocked by guard policy {policy_version!r}: rule {rule!r} ({check} on {direction})",
+            param=direction,
+        )
+        self.check = check
+        self.rule = rule
+        self.direction = direction
+        self.policy_version = policy_version

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from paramstack.cli import abtest, db, metrics, models
+from paramstack.cli import abtest, attest, audit, db, guard, metrics, models
 from paramstack.cli.context import print_json, settings
 from paramstack.cli.quickstart import quickstart
 from paramstack.cli.serve import serve
@@ -19,6 +19,10 @@ app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(abtest.app, name="abtest")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(guard.app, name="guard")
+app.add_typer(attest.app, name="attest")
+app.add_typer(attest.keys_app, name="keys")
+app.add_typer(audit.app, name="audit")
 app.command()(serve)
 app.command()(quickstart)
 

@@ -1,4 +1,4 @@
-"""The predict request path as one straight line: resolve → cache → preprocess → infer → log.
+"""The predict request path as one straight line: resolve → parse → cache → compute → log.
 
 No database access here: routes come from the in-memory route table and logs go to the
 background writer.
@@ -7,70 +7,26 @@ background writer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from anyio import to_thread
 
 from paramstack.backends.onnx_sessions import LoadedModel, SessionCache
-from paramstack.errors import InvalidInput, ParamstackError
+from paramstack.errors import ParamstackError
 from paramstack.gateway.log_writer import LogWriter
-from paramstack.gateway.predict_input import PredictInput
+from paramstack.gateway.payload import Payload
 from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routing import Route, RouteTable
+from paramstack.gateway.tasks import TaskInput, Timings, get_task
 from paramstack.gateway.telemetry import Telemetry
 from paramstack.registry.serving import ServedVersion
 from paramstack.store.tables import InferenceLog
-from paramstack.vision.preprocess import preprocess
 
 TOP_K_LOGGED = 5
-# Small images decode in ~0.1 ms: cheaper inline than a thread hop. Big ones would stall the
-# event loop for every other request, so they go to the thread pool.
-INLINE_IMAGE_BYTES = 256 * 1024
-
-
-def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    shifted = logits.astype(np.float64) - logits.max()
-    exp = np.exp(shifted)
-    return exp / exp.sum()  # type: ignore[no-any-return]
-
-
-def classify(probs: npt.NDArray[np.float64], labels: tuple[str, ...]) -> dict[str, Any]:
-    names = labels if len(labels) == len(probs) else tuple(str(i) for i in range(len(probs)))
-    best = int(np.argmax(probs))
-    return {
-        "prediction": names[best],
-        "confidence": float(probs[best]),
-        "probabilities": {n: float(p) for n, p in zip(names, probs.tolist(), strict=True)},
-    }
-
-
-def compute(
-    loaded: LoadedModel, data: PredictInput, timings: Timings
-) -> npt.NDArray[np.float32]:
-    """Preprocess and run the model, recording both times."""
-    start = time.perf_counter()
-    if data.tensor is not None:
-        tensor = data.tensor
-    else:
-        assert data.image is not None
-        tensor = preprocess(data.image, loaded.image_size)
-    loaded.check_tensor(tensor)
-    mid = time.perf_counter()
-    logits = loaded.run(tensor)
-    timings.preprocessing_ms = (mid - start) * 1000
-    timings.inference_ms = (time.perf_counter() - mid) * 1000
-    return logits
-
-
-@dataclass
-class Timings:
-    preprocessing_ms: float = 0.0
-    inference_ms: float = 0.0
-    cached: bool = False
+# Small inputs take ~0.1 ms: cheaper inline than a thread hop. Big ones would stall the event
+# loop for every other request, so they go to the thread pool.
+INLINE_INPUT_BYTES = 256 * 1024
 
 
 class Predictor:
@@ -101,15 +57,17 @@ class Predictor:
     async def predict(
         self,
         name: str,
-        data: PredictInput,
+        payload: Payload,
         *,
         version: int | None,
         stage: str | None,
         request_id: str,
         t0: float,
     ) -> dict[str, Any]:
-        route = self.routes.resolve(name, version=version, stage=stage, user_id=data.user)
+        route = self.routes.resolve(name, version=version, stage=stage, user_id=payload.user)
         served = route.version
+        task = get_task(served.task)
+        data = task.parse(payload)
         timings = Timings()
         key = (served.id, data.sha256)
         result = self.cache.get(key)
@@ -117,34 +75,25 @@ class Predictor:
         self.telemetry.cache.labels("hit" if timings.cached else "miss").inc()
         try:
             if result is None:
-                result = await self._infer(served, data, timings)
+                loaded = await self.session_for(served)
+                if data.size_bytes > INLINE_INPUT_BYTES:
+                    result = await to_thread.run_sync(
+                        task.compute, loaded, data, served.serving, timings
+                    )
+                else:
+                    result = task.compute(loaded, data, served.serving, timings)
                 self.cache.put(key, result)
         except ParamstackError as exc:
-            self._record(route, data, request_id, t0, timings, None, exc.http_status)
+            self._record(route, data, payload.user, request_id, t0, timings, None, exc.http_status)
             raise
-        total_ms = self._record(route, data, request_id, t0, timings, result, 200)
+        total_ms = self._record(route, data, payload.user, request_id, t0, timings, result, 200)
         return self._response(route, data, request_id, timings, total_ms, result)
-
-    async def _infer(
-        self, served: ServedVersion, data: PredictInput, timings: Timings
-    ) -> dict[str, Any]:
-        loaded = await self.session_for(served)
-        if data.image is not None and len(data.image) > INLINE_IMAGE_BYTES:
-            logits = await to_thread.run_sync(compute, loaded, data, timings)
-        else:
-            logits = compute(loaded, data, timings)
-        if not np.isfinite(logits).all():
-            raise InvalidInput(
-                "the model produced non-finite outputs for these inputs (values out of range?)",
-                code="non_finite_output",
-                param="inputs",
-            )
-        return classify(softmax(logits[0]), served.class_labels)
 
     def _record(
         self,
         route: Route,
-        data: PredictInput,
+        data: TaskInput,
+        user: str | None,
         request_id: str,
         t0: float,
         timings: Timings,
@@ -174,7 +123,7 @@ class Predictor:
                 "ab_test_id": route.abtest.id if route.abtest else None,
                 "arm": route.arm,
                 "tenant_id": None,
-                "user_id": data.user,
+                "user_id": user,
                 "input_sha256": data.sha256,
                 "status": "ok" if ok else "error",
                 "status_code": status_code,
@@ -194,7 +143,7 @@ class Predictor:
     @staticmethod
     def _response(
         route: Route,
-        data: PredictInput,
+        data: TaskInput,
         request_id: str,
         timings: Timings,
         total_ms: float,

