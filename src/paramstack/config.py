@@ -11,7 +11,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,6 +59,18 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Pending log rows held in memory before requests get 503."
     )
 
+    attest: bool = Field(
+        True, description="Sign every prediction (Ed25519) when an attestation key exists."
+    )
+    attest_keys_dir: Path | None = Field(None, description="Default <home>/attest-keys.")
+    attest_passphrase: SecretStr | None = Field(
+        None,
+        description="Decrypts the attestation keys; default: <home>/secrets/attest-passphrase "
+        "(written by quickstart for the embedded setup; use a secret manager in production).",
+    )
+    audit_checkpoint_every: int = Field(1000, ge=1, description="Signed chain checkpoint period.")
+    audit_checkpoint_seconds: float = Field(60.0, gt=0)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -81,3 +93,18 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.home / "artifacts"
+
+    @cached_property
+    def resolved_attest_keys_dir(self) -> Path:
+        return self.attest_keys_dir or self.home / "attest-keys"
+
+    @property
+    def passphrase_file(self) -> Path:
+        return self.home / "secrets" / "attest-passphrase"
+
+    def resolved_attest_passphrase(self) -> str | None:
+        if self.attest_passphrase is not None:
+            return self.attest_passphrase.get_secret_value()
+        if self.passphrase_file.is_file():
+            return self.passphrase_file.read_text().strip()
+        return None

@@ -52,14 +52,17 @@ def build_envelope(
     kid: str,
     request_id: str | None = None,
     timestamp: datetime | None = None,
+    input_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The fields that get signed; digests only, so the envelope is safe to log and store."""
+    """The fields that get signed; digests only, so the envelope is safe to log and store.
+
+    ``input_sha256`` skips re-hashing an input whose digest the caller already has."""
     ts = (timestamp or datetime.now(UTC)).astimezone(UTC)
     envelope: dict[str, Any] = {
         "v": ENVELOPE_VERSION,
         "model": model,
         "model_version": str(model_version),
-        "input_sha256": sha256_hex(input_data),
+        "input_sha256": input_sha256 or sha256_hex(input_data),
         "output_sha256": sha256_hex(output_data),
         "tenant": tenant,
         "policy_version": policy_version,
@@ -89,9 +92,11 @@ def sign(
     tenant: str,
     policy_version: str,
     request_id: str | None = None,
+    input_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Build and sign in one call (what the gateway does per response)."""
     envelope = build_envelope(
+        input_sha256=input_sha256,
         model=model,
         model_version=model_version,
         input_data=input_data,

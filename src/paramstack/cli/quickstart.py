@@ -3,6 +3,7 @@ classifier, export it to ONNX with a parity check, register it and promote it to
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import asdict
 from typing import Annotated
@@ -11,7 +12,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from paramstack import __version__
+from paramstack.attest.keys import KeyStore
 from paramstack.cli.context import console, registry_session, settings
+from paramstack.config import Settings
 from paramstack.errors import NotFound
 from paramstack.registry import versions as registry
 from paramstack.registry.versions import Registration
@@ -20,6 +23,20 @@ from paramstack.store.engine import make_engine
 from paramstack.store.tables import Stage
 
 DEMO_MODEL = "digits"
+
+
+def ensure_attest_key(cfg: Settings) -> None:
+    """Embedded default: a signing key whose passphrase sits in <home>/secrets (0600), so
+    predictions are signed out of the box. Production sets PARAMSTACK_ATTEST_PASSPHRASE."""
+    passphrase = cfg.resolved_attest_passphrase()
+    if passphrase is None:
+        passphrase = secrets.token_urlsafe(32)
+        cfg.passphrase_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg.passphrase_file.touch(mode=0o600)
+        cfg.passphrase_file.write_text(passphrase)
+    store = KeyStore(cfg.resolved_attest_keys_dir, passphrase)
+    if not store.jwks()["keys"]:
+        console.print(f"created attestation key {store.rotate()}")
 
 
 def quickstart(
@@ -33,6 +50,7 @@ def quickstart(
     engine = make_engine(cfg.resolved_database_url)
     migrate.upgrade(engine)
     engine.dispose()
+    ensure_attest_key(cfg)
     config = DigitsTrainConfig(epochs=epochs)
     with registry_session(cfg) as session:
         try:

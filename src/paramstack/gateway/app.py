@@ -20,16 +20,17 @@ from paramstack import __version__
 from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
 from paramstack.errors import Unavailable
+from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.result_cache import ResultCache
-from paramstack.gateway.routes import health, predict
+from paramstack.gateway.routes import attestations, health, predict
 from paramstack.gateway.routing import RouteTable
 from paramstack.gateway.telemetry import Telemetry
 from paramstack.registry.serving import ModelEntry, load_snapshot
-from paramstack.store.engine import make_engine, session_factory
+from paramstack.store.engine import make_engine, session_factory, transaction
 from paramstack.store.migrate import current_revision, head_revision
 from paramstack.store.tables import Stage
 
@@ -90,19 +91,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _check_schema(engine)
     telemetry = Telemetry()
     factory = session_factory(engine)
+    key = load_key(settings)
+    chain = audit_chain(settings, key)
     logs = LogWriter(
         factory,
         interval_s=settings.log_flush_interval_s,
         batch_size=settings.log_batch_size,
         max_pending=settings.log_queue_max,
         on_written=telemetry.logs_written.inc,
+        audit=chain,
     )
     sessions = SessionCache(settings.ort_intra_op_threads)
     app.state.factory = factory
     app.state.telemetry = telemetry
     app.state.sessions = sessions
     app.state.predictor = Predictor(
-        RouteTable(), sessions, ResultCache(settings.result_cache_size), logs, telemetry
+        RouteTable(),
+        sessions,
+        ResultCache(settings.result_cache_size),
+        logs,
+        telemetry,
+        Attestor(key, logs) if key is not None else None,
     )
     logs.start()
     await refresh_routes(app)
@@ -115,6 +124,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await refresher
         await to_thread.run_sync(logs.close)
         log.info("flushed inference logs: %d written, %d dropped", logs.written, logs.dropped)
+        if key is not None:  # sign the final head, so a cut-off tail is detectable
+            with transaction(factory) as session:
+                chain.checkpoint(session)
         engine.dispose()
 
 
@@ -128,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     install_error_handlers(app)
     app.include_router(predict.router)
+    app.include_router(attestations.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
     document_errors_as_400(app)

@@ -19,7 +19,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from paramstack.attest.chain import AuditChain
 from paramstack.errors import Unavailable
+from paramstack.store.audit_tables import AuditEntry
 from paramstack.store.tables import Base
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,10 @@ class LogWriter:
         batch_size: int = 1000,
         max_pending: int = 200_000,
         on_written: Callable[[int], None] | None = None,
+        audit: AuditChain | None = None,
     ) -> None:
         self._factory = factory
+        self._audit = audit
         self._interval = interval_s
         self._batch_size = batch_size
         self._max_pending = max_pending
@@ -102,10 +106,16 @@ class LogWriter:
         try:
             with self._factory() as session, session.begin():
                 for table, rows in by_table.items():
-                    session.execute(insert(table), rows)
+                    if table is AuditEntry:
+                        for row in rows:
+                            self._append_audit(session, row)
+                    else:
+                        session.execute(insert(table), rows)
         except OperationalError:
+            self._forget_audit_head()
             raise
         except DBAPIError:  # a row the database refuses (duplicate key, bad text): isolate it
+            self._forget_audit_head()
             self._write_one_by_one(batch)
             return
         self._count(len(batch))
@@ -115,13 +125,28 @@ class LogWriter:
         for table, row in batch:
             try:
                 with self._factory() as session, session.begin():
-                    session.merge(table(**row))
+                    if table is AuditEntry:
+                        self._append_audit(session, row)
+                    else:
+                        session.merge(table(**row))
                 self._count(1)
             except SQLAlchemyError as exc:
+                self._forget_audit_head()
                 # the driver's own message only: the SQL parameters may hold user data
                 reason = getattr(exc, "orig", None) or type(exc).__name__
                 log.error("dropping one %s row the database refused: %s", table.__name__, reason)
                 self.dropped += 1
+
+    def _append_audit(self, session: Session, row: dict[str, Any]) -> None:
+        """Audit rows are chained (each carries the previous hash), so they are appended one
+        by one through the chain, in the same transaction as the batch."""
+        if self._audit is None:
+            raise RuntimeError("audit rows submitted to a log writer without an audit chain")
+        self._audit.append(session, row["kind"], row["payload"], tenant=row.get("tenant"))
+
+    def _forget_audit_head(self) -> None:
+        if self._audit is not None:  # the cached head may belong to a rolled-back transaction
+            self._audit.forget_head()
 
     def _count(self, n: int) -> None:
         self.written += n

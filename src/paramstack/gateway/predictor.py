@@ -14,6 +14,7 @@ from anyio import to_thread
 
 from paramstack.backends.onnx_sessions import LoadedModel, SessionCache
 from paramstack.errors import ParamstackError
+from paramstack.gateway.attestation import Attestor
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.payload import Payload
 from paramstack.gateway.result_cache import ResultCache
@@ -37,12 +38,14 @@ class Predictor:
         cache: ResultCache,
         logs: LogWriter,
         telemetry: Telemetry,
+        attestor: Attestor | None = None,
     ) -> None:
         self.routes = routes
         self.sessions = sessions
         self.cache = cache
         self.logs = logs
         self.telemetry = telemetry
+        self.attestor = attestor
 
     async def session_for(self, served: ServedVersion) -> LoadedModel:
         loaded = self.sessions.get(served.id)
@@ -87,7 +90,12 @@ class Predictor:
             self._record(route, data, payload.user, request_id, t0, timings, None, exc.http_status)
             raise
         total_ms = self._record(route, data, payload.user, request_id, t0, timings, result, 200)
-        return self._response(route, data, request_id, timings, total_ms, result)
+        body = self._response(route, data, request_id, timings, total_ms, result)
+        if self.attestor is not None:
+            body["attestation"] = self.attestor.sign_prediction(
+                body, input_sha256=data.sha256, tenant=None, request_id=request_id
+            )
+        return body
 
     def _record(
         self,

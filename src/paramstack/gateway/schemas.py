@@ -50,6 +50,11 @@ class PredictResponse(BaseModel):
     )
     performance: Performance
     metadata: PredictMetadata
+    attestation: dict[str, object] | None = Field(
+        None,
+        description="Ed25519 signature over the answer (see paramstack.attest.outputs); "
+        "verify with GET /v1/attestations/keys.",
+    )
 
 
 class FeedbackRequest(BaseModel):

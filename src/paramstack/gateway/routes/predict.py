@@ -104,7 +104,8 @@ async def predict(
     body = await predictor.predict(
         name, payload, version=version, stage=stage, request_id=state["request_id"], t0=state["t0"]
     )
-    return Response(orjson.dumps(body), media_type="application/json")
+    headers = {"x-attestation-kid": body["attestation"]["kid"]} if "attestation" in body else None
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
 @router.post(
