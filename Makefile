@@ -38,14 +38,20 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Starts (installing if needed) the local PostgreSQL server for the `postgres` tests unless
-# PARAMSTACK_TEST_POSTGRES_URL is already set; the script's last stdout line is the URL.
-test: $(STAMP) ## start PostgreSQL, lint, then pytest (extra args: PYTEST_ARGS=...)
+# Starts (installing if needed) the local PostgreSQL and Redis servers for the `postgres` and
+# Redis limiter tests unless PARAMSTACK_TEST_POSTGRES_URL / PARAMSTACK_TEST_REDIS_URL are
+# already set; each script's last stdout line is the URL.
+test: $(STAMP) ## start PostgreSQL and Redis, lint, then pytest (extra args: PYTEST_ARGS=...)
 	@if [[ -z "$${PARAMSTACK_TEST_POSTGRES_URL:-}" ]]; then \
 	    PARAMSTACK_TEST_POSTGRES_URL="$$(scripts/start-postgres.sh | tail -n 1)"; \
 	fi; \
 	export PARAMSTACK_TEST_POSTGRES_URL; \
 	echo "PARAMSTACK_TEST_POSTGRES_URL=$$PARAMSTACK_TEST_POSTGRES_URL"; \
+	if [[ -z "$${PARAMSTACK_TEST_REDIS_URL:-}" ]]; then \
+	    PARAMSTACK_TEST_REDIS_URL="$$(scripts/start-redis.sh | tail -n 1)"; \
+	fi; \
+	export PARAMSTACK_TEST_REDIS_URL; \
+	echo "PARAMSTACK_TEST_REDIS_URL=$$PARAMSTACK_TEST_REDIS_URL"; \
 	$(MAKE) --no-print-directory lint; \
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -70,6 +71,23 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_every: int = Field(1000, ge=1, description="Signed chain checkpoint period.")
     audit_checkpoint_seconds: float = Field(60.0, gt=0)
+
+    api_key_pepper: SecretStr | None = Field(
+        None,
+        description="HMAC key for API-key hashes (≥ 32 bytes); default: generated once into "
+        "<home>/secrets/api_key_pepper. Losing it invalidates every key.",
+    )
+    limiter_backend: Literal["memory", "redis"] = Field(
+        "memory", description="Where rate-limit and quota counters live; redis for N replicas."
+    )
+    redis_url: str | None = Field(None, description="Redis for the limiter backend 'redis'.")
+    limiter_key_prefix: str = Field("paramstack:", description="Redis key namespace.")
+    quota_reservation_ttl_s: float = Field(
+        900.0, gt=0, description="A reservation whose replica died frees its tokens after this."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from paramstack.cli import abtest, attest, audit, db, guard, metrics, models
+from paramstack.cli import abtest, attest, audit, db, guard, keys, metrics, models, tenants, usage
 from paramstack.cli.context import print_json, settings
 from paramstack.cli.quickstart import quickstart
 from paramstack.cli.serve import serve
@@ -21,7 +21,11 @@ app.add_typer(abtest.app, name="abtest")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(guard.app, name="guard")
 app.add_typer(attest.app, name="attest")
-app.add_typer(attest.keys_app, name="keys")
+app.add_typer(tenants.app, name="tenants")
+keys.app.command("attest-rotate")(attest.attest_rotate)
+keys.app.command("attest-jwks")(attest.jwks)
+app.add_typer(keys.app, name="keys")
+app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
 app.command()(serve)
 app.command()(quickstart)

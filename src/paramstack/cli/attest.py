@@ -1,7 +1,8 @@
 """``paramstack keys attest-rotate`` and ``paramstack attest verify``.
 
-The lead mounts ``keys_app`` under ``keys`` and ``app`` under ``attest``. Keys live in
-``<home>/attest-keys``; the passphrase comes from ``PARAMSTACK_ATTEST_PASSPHRASE``.
+``keys_app``'s commands are mounted beside the API-key commands under ``keys``. Keys live in
+``<home>/attest-keys``; the passphrase comes from the settings (``PARAMSTACK_ATTEST_PASSPHRASE``
+or the embedded default's ``<home>/secrets/attest-passphrase``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _group() -> None:
 
 
 def key_dir() -> Path:
-    return settings().home / "attest-keys"
+    return settings().resolved_attest_keys_dir
 
 
 @keys_app.command("attest-rotate")
@@ -32,7 +33,7 @@ def attest_rotate() -> None:
     """Create a new active signing key; old public keys stay in the JWKS."""
     from paramstack.attest.keys import KeyStore
 
-    store = KeyStore(key_dir())
+    store = KeyStore(key_dir(), settings().resolved_attest_passphrase())
     kid = store.rotate()
     print_json({"active": kid, "keys": [k["kid"] for k in store.jwks()["keys"]]})
 

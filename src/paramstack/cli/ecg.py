@@ -1,0 +1,223 @@
+"""``paramstack ecg``: train, evaluate and export the arrhythmia beat classifier; NEWS2 / MEWS.
+
+Heavy imports (torch, mlflow, neurokit2) happen inside the commands, so ``paramstack --help``
+stays fast and the score commands run without the training stack.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from paramstack.cli.context import console, print_json, registry_session, settings
+from paramstack.errors import InvalidInput
+
+app = typer.Typer(help="ECG arrhythmia pipeline and early-warning scores.", no_args_is_help=True)
+DEFAULT_CONFIG = Path("configs/ecg/default.yaml")
+
+ConfigOption = Annotated[Path, typer.Option("--config", help="YAML config (configs/ecg/).")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value config overrides.")]
+
+
+def _model_dir(config_path: Path, overrides: list[str] | None) -> Path:
+    from paramstack.ecg.config import load_config
+    from paramstack.ecg.train import resolve_paths
+
+    return resolve_paths(load_config(config_path, overrides), settings())[0]
+
+
+@app.command()
+def train(config: ConfigOption = DEFAULT_CONFIG, overrides: Overrides = None) -> None:
+    """Train a beat classifier (resumes from the checkpoint of an identical config)."""
+    import dataclasses
+
+    from paramstack.ecg.config import load_config
+    from paramstack.ecg.train import train_ecg
+
+    cfg = load_config(config, overrides)
+    console.print("[bold]resolved config[/]")
+    print_json(dataclasses.asdict(cfg))
+    with Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("train", total=cfg.epochs, loss=float("nan"))
+        trained = train_ecg(
+            cfg,
+            progress=lambda epoch, _total, loss: bar.update(task, completed=epoch, loss=loss),
+            settings=settings(),
+        )
+    console.print(
+        f"trained {cfg.arch} in {trained.train_seconds:.0f} s; final loss "
+        f"{trained.epoch_losses[-1]:.4f}; model in {trained.out_dir}"
+        + (f"; MLflow run {trained.run_id}" if trained.run_id else "")
+    )
+
+
+@app.command()
+def evaluate(
+    config: ConfigOption = DEFAULT_CONFIG,
+    db: Annotated[Path | None, typer.Option(help="WFDB directory (default: config db).")] = None,
+    split: Annotated[
+        str, typer.Option(help="ds2 | ds1 | all (any WFDB db) | intra (labelled).")
+    ] = "ds2",
+    model_dir: Annotated[Path | None, typer.Option(help="Training output directory.")] = None,
+    records: Annotated[str | None, typer.Option(help="Comma-separated records instead.")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="Where the report goes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the headline as JSON.")] = False,
+    overrides: Overrides = None,
+) -> None:
+    """EC57 report (JSON, Markdown, PNG) on DS2 or any annotated WFDB database."""
+    from paramstack.ecg.evaluate import evaluate_model
+
+    folder = model_dir or _model_dir(config, overrides)
+    names = [r.strip() for r in records.split(",") if r.strip()] if records else None
+    report = evaluate_model(
+        folder, db=db, split=split, records=names, report_dir=report_dir, settings=settings()
+    )
+    if as_json:
+        print_json(
+            {
+                "headline": report["headline"],
+                "beats": report["gross"]["beats"],
+                "beats_de_chazal_2004": report["beats_de_chazal_2004"],
+            }
+        )
+        return
+    fig = report["headline"]
+    console.print(
+        f"{report['split']}: {report['gross']['beats']} beats, accuracy {fig['accuracy']} %, "
+        f"S Se {fig['S_se']} / +P {fig['S_ppv']}, V Se {fig['V_se']} / +P {fig['V_ppv']} "
+        f"(de Chazal 2004: S 76/38, V 77/82) → report in "
+        f"{report_dir or Path(folder) / ('report-' + report['split'])}",
+        highlight=False,
+    )
+
+
+@app.command()
+def export(
+    config: ConfigOption = DEFAULT_CONFIG,
+    model_dir: Annotated[Path | None, typer.Option(help="Training output directory.")] = None,
+    name: Annotated[str, typer.Option(help="Registry model name.")] = "ecg-beats",
+    records: Annotated[
+        str | None, typer.Option(help="Comma-separated parity records (default: DS2).")
+    ] = None,
+    register: Annotated[bool, typer.Option(help="Register the ONNX file.")] = True,
+    overrides: Overrides = None,
+) -> None:
+    """Export to ONNX with a parity check on DS2 beats, then register it with its lineage."""
+    from paramstack.ecg.export import export_ecg_onnx, register_ecg
+    from paramstack.store import migrate
+    from paramstack.store.engine import make_engine
+
+    cfg = settings()
+    names = [r.strip() for r in records.split(",") if r.strip()] if records else None
+    folder = model_dir or _model_dir(config, overrides)
+    artifact = export_ecg_onnx(folder, parity_records=names, settings=cfg)
+    parity = artifact.meta["metrics"]["parity_max_abs_diff"]
+    beats = artifact.meta["metrics"]["parity_beats"]
+    console.print(f"wrote {artifact.onnx_path} (parity max |Δ| {parity:.2e} on {beats} beats)")
+    if not register:
+        return
+    engine = make_engine(cfg.resolved_database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    with registry_session(cfg) as session:
+        version = register_ecg(session, artifact, cfg.resolved_artifacts_dir, name=name)
+    console.print(f"registered {name} v{version}")
+
+
+def _observations(series: Path | None, values: dict[str, Any]) -> list[dict[str, Any]] | None:
+    if series is None:
+        return None
+    try:
+        data = json.loads(series.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"cannot read observations from {series}: {exc}") from exc
+    if not isinstance(data, list) or not all(isinstance(o, dict) for o in data):
+        raise InvalidInput(f"{series} must hold a JSON list of observation objects")
+    return data
+
+
+RespOpt = Annotated[float | None, typer.Option("--resp", help="Respiration rate /min.")]
+SbpOpt = Annotated[float | None, typer.Option("--sbp", help="Systolic BP mmHg.")]
+PulseOpt = Annotated[float | None, typer.Option("--pulse", help="Pulse / heart rate bpm.")]
+TempOpt = Annotated[float | None, typer.Option("--temp", help="Temperature °C.")]
+ConsciousOpt = Annotated[
+    str | None, typer.Option("--consciousness", help="alert|confusion|voice|pain|unresponsive")
+]
+SeriesOpt = Annotated[
+    Path | None, typer.Option("--series", help="JSON list of observations with 'time' (h).")
+]
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@app.command()
+def news2(
+    resp: RespOpt = None,
+    spo2: Annotated[float | None, typer.Option(help="SpO2 %.")] = None,
+    oxygen: Annotated[bool, typer.Option("--oxygen/--air", help="Supplemental O2.")] = False,
+    scale: Annotated[int, typer.Option(help="SpO2 scale 1, or 2 (hypercapnic).")] = 1,
+    sbp: SbpOpt = None,
+    pulse: PulseOpt = None,
+    consciousness: ConsciousOpt = None,
+    temp: TempOpt = None,
+    series: SeriesOpt = None,
+) -> None:
+    """NEWS2 (RCP 2017) for one observation set, or the trend over --series."""
+    from paramstack.ecg.scores import news2 as score_news2
+    from paramstack.ecg.scores import score_trend
+
+    values = {
+        "respiration_rate": resp,
+        "spo2": spo2,
+        "on_oxygen": oxygen,
+        "spo2_scale": scale,
+        "systolic_bp": sbp,
+        "pulse": pulse,
+        "consciousness": consciousness,
+        "temperature": temp,
+    }
+    observations = _observations(series, values)
+    if observations is not None:
+        print_json(score_trend(observations, "news2"))
+    else:
+        print_json(score_news2(_drop_none(values)).as_dict())
+
+
+@app.command()
+def mews(
+    sbp: SbpOpt = None,
+    pulse: PulseOpt = None,
+    resp: RespOpt = None,
+    temp: TempOpt = None,
+    consciousness: ConsciousOpt = None,
+    series: SeriesOpt = None,
+) -> None:
+    """MEWS (Subbe et al. 2001) for one observation set, or the trend over --series."""
+    from paramstack.ecg.scores import mews as score_mews
+    from paramstack.ecg.scores import score_trend
+
+    values = {
+        "systolic_bp": sbp,
+        "pulse": pulse,
+        "respiration_rate": resp,
+        "temperature": temp,
+        "consciousness": consciousness,
+    }
+    observations = _observations(series, values)
+    if observations is not None:
+        print_json(score_trend(observations, "mews"))
+    else:
+        print_json(score_mews(_drop_none(values)).as_dict())
