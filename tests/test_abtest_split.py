@@ -7,10 +7,12 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from sqlalchemy import select
+
 from paramstack.config import Settings
 from paramstack.registry import abtests
 from paramstack.store.engine import make_engine, session_factory, transaction
-from paramstack.store.tables import Stage
+from paramstack.store.tables import InferenceLog, Stage
 from paramstack.vision.digits import digit_images, digit_png_bytes
 from tests.conftest import DigitsModel, LiveServer, register_digits
 
@@ -56,7 +58,14 @@ def test_split_share_stickiness_and_arm_stats(
         assert stats["A"].requests + stats["B"].requests == 2 * REQUESTS
         assert stats["B"].requests >= anonymous["B"]
         assert stats["A"].p95_latency_ms is not None and stats["A"].errors == 0
+        users = set(
+            s.scalars(select(InferenceLog.user_id).where(InferenceLog.user_id.is_not(None)))
+        )
         stopped = abtests.stop(s, "canary")
         assert stopped.winner in {"A", "B"}
         assert stopped.requests_a == stats["A"].requests
     engine.dispose()
+    # the logs keep a keyed pseudonym per user, never the id the caller sent
+    assert len(users) == len(by_user)
+    assert not users & set(by_user)
+    assert all(u.startswith("u_") and len(u) == 34 for u in users)

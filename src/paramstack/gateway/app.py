@@ -29,6 +29,7 @@ from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routes import attestations, health, predict
 from paramstack.gateway.routing import RouteTable
 from paramstack.gateway.telemetry import Telemetry
+from paramstack.registry.key_material import resolve_pepper
 from paramstack.registry.serving import ModelEntry, load_snapshot
 from paramstack.store.engine import make_engine, session_factory, transaction
 from paramstack.store.migrate import current_revision, head_revision
@@ -112,6 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs,
         telemetry,
         Attestor(key, logs) if key is not None else None,
+        resolve_pepper(settings),
     )
     logs.start()
     await refresh_routes(app)

@@ -21,6 +21,7 @@ from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routing import Route, RouteTable
 from paramstack.gateway.tasks import TaskInput, Timings, get_task
 from paramstack.gateway.telemetry import Telemetry
+from paramstack.registry.key_material import Pepper
 from paramstack.registry.serving import ServedVersion
 from paramstack.store.tables import InferenceLog
 
@@ -39,6 +40,7 @@ class Predictor:
         logs: LogWriter,
         telemetry: Telemetry,
         attestor: Attestor | None = None,
+        pepper: Pepper | None = None,
     ) -> None:
         self.routes = routes
         self.sessions = sessions
@@ -46,6 +48,14 @@ class Predictor:
         self.logs = logs
         self.telemetry = telemetry
         self.attestor = attestor
+        self.pepper = pepper
+
+    def pseudonym(self, user: str | None) -> str | None:
+        """What the logs keep of an end-user id: a keyed hash, stable per user (so per-user
+        analysis works) but not reversible without the server's pepper (KVKK/GDPR)."""
+        if user is None or self.pepper is None:
+            return None
+        return "u_" + self.pepper.digest(f"end-user:{user}").hex()[:32]
 
     async def session_for(self, served: ServedVersion) -> LoadedModel:
         loaded = self.sessions.get(served.id)
@@ -131,7 +141,7 @@ class Predictor:
                 "ab_test_id": route.abtest.id if route.abtest else None,
                 "arm": route.arm,
                 "tenant_id": None,
-                "user_id": user,
+                "user_id": self.pseudonym(user),
                 "input_sha256": data.sha256,
                 "status": "ok" if ok else "error",
                 "status_code": status_code,
