@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from paramstack.cli import abtest, attest, audit, db, guard, keys, metrics, models, tenants, usage
+from paramstack.cli import (
+    abtest,
+    attest,
+    audit,
+    db,
+    ecg,
+    guard,
+    keys,
+    metrics,
+    models,
+    tenants,
+    usage,
+)
 from paramstack.cli.context import print_json, settings
 from paramstack.cli.quickstart import quickstart
 from paramstack.cli.serve import serve
@@ -19,6 +31,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(abtest.app, name="abtest")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(ecg.app, name="ecg")
 app.add_typer(guard.app, name="guard")
 app.add_typer(attest.app, name="attest")
 app.add_typer(tenants.app, name="tenants")

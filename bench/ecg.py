@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Per-beat latency of the ECG beat classifier: onnxruntime vs PyTorch eager, same model,
+same beats, same run; plus the end-to-end ``analyze_strip`` time for 10 s MIT-BIH strips.
+
+From the repository root, after ``paramstack ecg train`` (and optionally ``ecg export``)::
+
+    .venv/bin/python bench/ecg.py [--config configs/ecg/default.yaml | --model-dir DIR]
+
+Both engines get one intra-op thread (a server runs one session per worker; extra threads
+only help big batches on an idle machine). Measured per engine:
+
+- batch 1: each beat its own call, p50/p99 latency per beat and beats/s;
+- batch 12 (a 10 s strip's beats in one call) and batch 256: latency per beat, beats/s.
+
+Targets (issue 4): ONNX >= 2x PyTorch beats/s at batch 1, p99 per beat < 1 ms. Writes
+``bench/results/ecg.json``; ``--strict`` exits 1 when a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from paramstack.config import Settings
+from paramstack.ecg.beats import BeatWindow
+from paramstack.ecg.config import load_config
+from paramstack.ecg.dataset import load_beats
+from paramstack.ecg.export import export_ecg_onnx
+from paramstack.ecg.models import PackedInput
+from paramstack.ecg.records import read_record, split_records
+from paramstack.ecg.strip import analyze_strip, onnx_runner, pack_inputs, strip_options
+from paramstack.ecg.train import load_trained, resolve_paths
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def per_beat(
+    run: Callable[[np.ndarray], object], packed: np.ndarray, batch: int
+) -> dict[str, float]:
+    """Latency per beat (ms) over calls of ``batch`` beats, after a warm-up."""
+    calls = [packed[i : i + batch] for i in range(0, len(packed) - batch + 1, batch)]
+    for chunk in calls[:20]:
+        run(chunk)
+    times = []
+    started = time.perf_counter()
+    for chunk in calls:
+        t0 = time.perf_counter()
+        run(chunk)
+        times.append((time.perf_counter() - t0) * 1000.0 / batch)
+    total = time.perf_counter() - started
+    return {
+        "batch": batch,
+        "p50_ms_per_beat": percentile(times, 50),
+        "p99_ms_per_beat": percentile(times, 99),
+        "beats_per_s": len(calls) * batch / total,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/ecg/default.yaml"))
+    parser.add_argument("--model-dir", type=Path, help="default: the config's output dir")
+    parser.add_argument("--beats", type=int, default=2000)
+    parser.add_argument("--strips", type=int, default=20)
+    parser.add_argument("--output", type=Path, default=Path("bench/results/ecg.json"))
+    parser.add_argument("--strict", action="store_true")
+    args = parser.parse_args()
+
+    args.model_dir = args.model_dir or resolve_paths(load_config(args.config))[0]
+    model, config, _ = load_trained(args.model_dir)
+    onnx_path = args.model_dir / "model.onnx"
+    meta_path = args.model_dir / "onnx-meta.json"
+    if not onnx_path.is_file() or not meta_path.is_file():
+        export_ecg_onnx(args.model_dir)
+    meta = json.loads(meta_path.read_text())
+    db = Path(config.db)
+    home = Settings().home
+    data = load_beats(
+        db,
+        split_records(db, "ds2")[:4],
+        config.model_fs,
+        BeatWindow(config.before, config.after),
+        cache_dir=home / "cache" / "ecg",
+    )
+    pick = np.random.default_rng(0).choice(
+        len(data), size=min(args.beats, len(data)), replace=False
+    )
+    packed = pack_inputs(data.beats[pick], data.rr[pick])
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    torch.set_num_threads(1)
+    wrapped = PackedInput(model).eval()
+
+    def run_ort(x: np.ndarray) -> object:
+        return session.run(None, {name: x})[0]
+
+    def run_torch(x: np.ndarray) -> object:
+        with torch.inference_mode():
+            return wrapped(torch.from_numpy(x)).numpy()
+
+    results: dict[str, object] = {
+        "model_dir": str(args.model_dir),
+        "arch": config.arch,
+        "beats": len(packed),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+    }
+    rows: list[dict[str, Any]] = []
+    for batch in (1, 12, 256):
+        onnx_row, torch_row = per_beat(run_ort, packed, batch), per_beat(run_torch, packed, batch)
+        ratio = onnx_row["beats_per_s"] / torch_row["beats_per_s"]
+        rows.append({"batch": batch, "onnx": onnx_row, "torch": torch_row, "speedup": ratio})
+        print(
+            f"batch {batch:>3}: onnxruntime p50 {onnx_row['p50_ms_per_beat']:.3f} ms/beat "
+            f"p99 {onnx_row['p99_ms_per_beat']:.3f}, {onnx_row['beats_per_s']:,.0f} beats/s | "
+            f"torch p50 {torch_row['p50_ms_per_beat']:.3f} p99 {torch_row['p99_ms_per_beat']:.3f}, "
+            f"{torch_row['beats_per_s']:,.0f} beats/s | ONNX/torch {ratio:.2f}x"
+        )
+    results["latency"] = rows
+
+    runner = onnx_runner(session)
+    strip_times, model_times = [], []
+    record = read_record(db, "119")
+    n = int(record.fs * 10)
+    for k in range(args.strips):
+        strip = record.signal[k * n : (k + 1) * n]
+        out = analyze_strip(runner, strip, record.fs, **strip_options(meta))
+        strip_times.append(out["timings_ms"]["total"])
+        model_times.append(out["timings_ms"]["model"])
+    strip_times, model_times = strip_times[1:], model_times[1:]  # first call imports neurokit2
+    results["strip_10s"] = {
+        "p50_total_ms": statistics.median(strip_times),
+        "p99_total_ms": percentile(strip_times, 99),
+        "p50_model_ms": statistics.median(model_times),
+        "strips": len(strip_times),
+    }
+    print(
+        f"analyze_strip, 10 s strip (119): total p50 {statistics.median(strip_times):.1f} ms, "
+        f"model call p50 {statistics.median(model_times):.2f} ms"
+    )
+
+    batch1 = rows[0]
+    targets = {
+        "onnx_at_least_2x_torch_batch1": batch1["speedup"] >= 2.0,
+        "onnx_p99_per_beat_under_1ms_batch1": batch1["onnx"]["p99_ms_per_beat"] < 1.0,
+    }
+    results["targets"] = targets
+    for key, ok in targets.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {key}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    return 1 if args.strict and not all(targets.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Evaluate a trained beat classifier on any annotated WFDB database (DS2 by default) and
+write the report: JSON, Markdown with the published anchors side by side, and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from paramstack.config import Settings
+from paramstack.ecg.beats import BeatSet, BeatWindow
+from paramstack.ecg.dataset import load_beats
+from paramstack.ecg.metrics import (
+    PUBLISHED_ANCHORS,
+    TARGETS,
+    beats_de_chazal,
+    ec57_report,
+    headline,
+)
+from paramstack.ecg.models import BeatClassifier
+from paramstack.ecg.records import AAMI_CLASSES, INTRA_PATIENT_LABEL, split_records
+from paramstack.errors import InvalidInput
+
+
+def predict_probabilities(
+    model: BeatClassifier, data: BeatSet, batch_size: int = 1024
+) -> npt.NDArray[np.float32]:
+    """Softmax probabilities for every beat, in batches, without touching training state."""
+    model.eval()
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            stop = start + batch_size
+            logits = model(
+                torch.from_numpy(data.beats[start:stop]), torch.from_numpy(data.rr[start:stop])
+            )
+            parts.append(torch.softmax(logits, dim=1).numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, len(AAMI_CLASSES)), np.float32)
+
+
+def evaluate_model(
+    out_dir: Path,
+    *,
+    db: Path | None = None,
+    split: str = "ds2",
+    records: list[str] | None = None,
+    report_dir: Path | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Score the model in ``out_dir`` on ``split`` of ``db`` and write the report files.
+
+    ``split="intra"`` scores the held-out beats of a model trained with ``intra_patient``;
+    its report is labelled as inflated.
+    """
+    from paramstack.ecg.train import intra_patient_part, load_trained
+
+    model, config, meta = load_trained(out_dir)
+    if (split == "intra") != config.intra_patient:
+        raise InvalidInput(
+            "--split intra needs a model trained with intra_patient=true, and such a model "
+            "can only be scored on its own held-out beats (--split intra)",
+            param="split",
+        )
+    db_dir = Path(db or config.db)
+    if split == "intra":
+        names = config.records or split_records(db_dir, "all")
+    else:
+        names = records or split_records(db_dir, split)  # type: ignore[arg-type]
+    window = BeatWindow(config.before, config.after)
+    home = (settings or Settings()).home
+    started = time.perf_counter()
+    data = load_beats(db_dir, names, config.model_fs, window, cache_dir=home / "cache" / "ecg")
+    if split == "intra":
+        data = intra_patient_part(data, config, "test")
+    probs = predict_probabilities(model, data)
+    report = ec57_report(
+        data.labels,
+        probs.argmax(axis=1).astype(np.int64),
+        data.record,
+        data.record_names,
+        AAMI_CLASSES,
+    )
+    figures = headline(report)
+    report.update(
+        {
+            "database": str(db_dir),
+            "split": split if records is None else "custom",
+            "split_note": INTRA_PATIENT_LABEL if split == "intra" else "inter-patient",
+            "records": names,
+            "r_peaks": "reference annotations",
+            "model_dir": str(out_dir),
+            "arch": config.arch,
+            "mlflow_run_id": meta.get("training", {}).get("mlflow_run_id"),
+            "headline": figures,
+            "beats_de_chazal_2004": beats_de_chazal(figures),
+            "targets": TARGETS,
+            "anchors": PUBLISHED_ANCHORS,
+            "seconds": time.perf_counter() - started,
+        }
+    )
+    write_report(report, Path(report_dir or Path(out_dir) / f"report-{report['split']}"))
+    return report
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The human-readable report: headline vs anchors, per class, confusion, per record."""
+    fig, classes = report["headline"], report["classes"]
+    keys = ("S_se", "S_ppv", "S_f1", "V_se", "V_ppv", "V_f1", "accuracy")
+    lines = [
+        f"# ECG beat classification: {report['split']} ({report['split_note']})",
+        "",
+        f"Database `{report['database']}`, {len(report['records'])} records, "
+        f"{report['gross']['beats']} beats, R peaks from {report['r_peaks']}; model "
+        f"`{report['arch']}` from `{report['model_dir']}`.",
+        "",
+        "| source | S Se | S +P | S F1 | V Se | V +P | V F1 | accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| **this model** | " + " | ".join(_fmt(fig[k]) for k in keys) + " |",
+    ]
+    for anchor in report["anchors"]:
+        lines.append(f"| {anchor['source']} | " + " | ".join(_fmt(anchor[k]) for k in keys) + " |")
+    lines.append("| target | " + " | ".join(_fmt(report["targets"].get(k)) for k in keys) + " |")
+    verdict = "beats" if report["beats_de_chazal_2004"] else "does NOT beat"
+    lines += ["", f"This model {verdict} de Chazal 2004 on every S and V Se/+P figure.", ""]
+    lines += [
+        "| class | beats | Se % | +P % | F1 % | FPR % |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in report["gross"]["classes"].items():
+        pct = [None if m[k] is None else 100 * m[k] for k in ("se", "ppv", "f1", "fpr")]
+        lines.append(f"| {name} | {m['support']} | " + " | ".join(_fmt(v) for v in pct) + " |")
+    lines += [
+        "",
+        "Confusion matrix (rows reference, columns predicted):",
+        "",
+        "| | " + " | ".join(classes) + " |",
+        "|---" * (len(classes) + 1) + "|",
+    ]
+    for name, row in zip(classes, report["confusion_matrix"], strict=True):
+        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
+    lines += [
+        "",
+        "Per record (Se / +P in %):",
+        "",
+        "| record | beats | N Se | S Se | S +P | V Se | V +P |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, rec in report["per_record"].items():
+        c = rec["classes"]
+        vals = [c["N"]["se"], c["S"]["se"], c["S"]["ppv"], c["V"]["se"], c["V"]["ppv"]]
+        cells = " | ".join(_fmt(None if v is None else 100 * v) for v in vals)
+        lines.append(f"| {name} | {rec['beats']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(report: dict[str, Any], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    classes = report["classes"]
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(
+            j,
+            i,
+            f"{int(v)}",
+            ha="center",
+            va="center",
+            color="white" if rows[i, j] > 0.5 else "black",
+            fontsize=8,
+        )
+    ax.set_title(f"Confusion matrix ({report['split']})")
+    fig.tight_layout()
+    fig.savefig(folder / "confusion.png", dpi=120)
+    plt.close(fig)
+
+    keys = ["S_se", "S_ppv", "V_se", "V_ppv"]
+    sources = [
+        ("this model", report["headline"]),
+        *((a["source"], a) for a in report["anchors"][:2]),
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(sources)
+    for k, (label, values) in enumerate(sources):
+        ax.bar(
+            np.arange(len(keys)) + k * width, [values[key] or 0 for key in keys], width, label=label
+        )
+    ax.set_xticks(np.arange(len(keys)) + width, ["S Se", "S +P", "V Se", "V +P"])
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    ax.set_title("DS2 figures vs published anchors")
+    fig.tight_layout()
+    fig.savefig(folder / "anchors.png", dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], folder: Path) -> Path:
+    """``report.json``, ``report.md``, ``confusion.png`` and ``anchors.png`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (folder / "report.md").write_text(markdown_report(report), encoding="utf-8")
+    _plots(report, folder)
+    return folder

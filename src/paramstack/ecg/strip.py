@@ -1,0 +1,200 @@
+"""Analyse an ECG strip with any beat classifier: validate, resample, detect beats, classify
+every beat in ONE model call, summarise the rhythm.
+
+The model is passed in as ``run_model(beats, rr) -> logits or probabilities`` so the same
+code serves onnxruntime in the gateway, torch in a notebook, or a test double of neither.
+No torch import here: the gateway runs this without the training stack.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from paramstack.ecg.beats import BeatWindow, beat_windows, condition, resample, rr_features
+from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
+from paramstack.errors import InvalidInput, ParamstackError
+
+RunModel = Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[Any]]
+MIN_FS, MAX_FS = 50.0, 10_000.0  # Hz; outside this a "rate" is a unit mistake
+MIN_SECONDS, MAX_SECONDS = 4.0, 600.0
+MIN_PEAK_TO_PEAK_MV = 0.05  # a lead-off / flat line; a real QRS is > 0.3 mV
+MIN_HR_BPM, MAX_HR_BPM = 20.0, 300.0
+
+
+def pack_inputs(
+    beats: npt.NDArray[np.float32], rr: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """The single-input layout of exported models: ``beats [n, channels, window]`` flattened
+    channel by channel, then the raw RR features ``[n, n_rr]``."""
+    flat = np.asarray(beats, dtype=np.float32).reshape(len(beats), -1)
+    return np.ascontiguousarray(np.concatenate([flat, rr], axis=1), dtype=np.float32)
+
+
+def onnx_runner(session: Any, input_name: str | None = None) -> RunModel:
+    """Adapt an onnxruntime session of an exported ECG model to ``run_model``."""
+    name = input_name or session.get_inputs()[0].name
+    return lambda beats, rr: np.asarray(session.run(None, {name: pack_inputs(beats, rr)})[0])
+
+
+def strip_options(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``analyze_strip`` keyword arguments from a registered model's lineage / meta.json."""
+    if meta.get("task") != "ecg-beats":
+        raise InvalidInput("model is not an ECG beat classifier (task != 'ecg-beats')")
+    window = meta["window"]
+    return {
+        "model_fs": float(meta["model_fs"]),
+        "window": (int(window["before"]), int(window["after"])),
+        "labels": list(meta["class_labels"]),
+        "outputs": meta.get("output_kind", "logits"),
+    }
+
+
+def _validated(signal: Sequence[float] | npt.NDArray[Any], fs: float) -> npt.NDArray[np.float64]:
+    if isinstance(fs, bool) or not isinstance(fs, int | float) or not math.isfinite(fs):
+        raise InvalidInput(
+            "sampling rate must be a finite number (Hz)", code="invalid_rate", param="fs"
+        )
+    if not MIN_FS <= fs <= MAX_FS:
+        raise InvalidInput(
+            f"sampling rate {fs:g} Hz is outside {MIN_FS:g} to {MAX_FS:g} Hz",
+            code="invalid_rate",
+            param="fs",
+        )
+    try:
+        x = np.asarray(signal, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            "signal must be a list of numbers", code="invalid_signal", param="signal"
+        ) from exc
+    if x.ndim != 1:
+        raise InvalidInput(
+            f"signal must be one lead (1-D), got shape {list(x.shape)}",
+            code="invalid_signal",
+            param="signal",
+        )
+    seconds = len(x) / fs
+    if seconds < MIN_SECONDS:
+        raise InvalidInput(
+            f"strip is {seconds:.2f} s long; at least {MIN_SECONDS:g} s needed",
+            code="signal_too_short",
+            param="signal",
+        )
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(
+            f"strip is {seconds:.0f} s long; at most {MAX_SECONDS:g} s accepted",
+            code="signal_too_long",
+            param="signal",
+        )
+    if not np.all(np.isfinite(x)):
+        raise InvalidInput(
+            "signal contains NaN or infinite samples", code="non_finite_signal", param="signal"
+        )
+    if np.ptp(x) < MIN_PEAK_TO_PEAK_MV:
+        raise InvalidInput(
+            f"flat signal (peak-to-peak {np.ptp(x):.3g} mV): lead off or no ECG",
+            code="flat_signal",
+            param="signal",
+        )
+    return x
+
+
+def _probabilities(
+    raw: npt.NDArray[Any], n: int, labels: Sequence[str], kind: str
+) -> npt.NDArray[np.float64]:
+    out = np.asarray(raw, dtype=np.float64)
+    if out.shape != (n, len(labels)) or not np.all(np.isfinite(out)):
+        raise ParamstackError(
+            f"model returned shape {list(out.shape)} (expected {[n, len(labels)]}) or non-finite "
+            "values",
+            code="bad_model_output",
+        )
+    if kind == "logits":
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def analyze_strip(
+    run_model: RunModel,
+    signal: Sequence[float] | npt.NDArray[Any],
+    fs: float,
+    *,
+    model_fs: float,
+    window: tuple[int, int],
+    labels: Sequence[str],
+    outputs: Literal["logits", "probabilities"] = "logits",
+    detector: Literal["neurokit", "pantompkins1985", "xqrs"] = "neurokit",
+) -> dict[str, Any]:
+    """Per-beat class, probabilities and time (s from the strip start), rhythm summary, timings.
+
+    ``signal`` is one lead in mV at ``fs`` Hz; ``window`` is (samples before, after the R
+    peak) at ``model_fs``. Beats too close to either end for a full window are detected and
+    counted in the heart rate but not classified. Bad strips raise ``InvalidInput``.
+    """
+    t0 = time.perf_counter()
+    x = _validated(signal, fs)
+    resampled = resample(x, float(fs), model_fs)
+    conditioned = condition(resampled, model_fs)
+    t1 = time.perf_counter()
+    peaks = detect_r_peaks(resampled, model_fs, method=detector)
+    seconds = len(x) / fs
+    if len(peaks) < 2:
+        raise InvalidInput(
+            f"found {len(peaks)} beats in {seconds:.1f} s: no usable ECG, or the "
+            "sampling rate is wrong",
+            code="no_beats",
+            param="signal",
+        )
+    rr_s = np.diff(peaks) / model_fs
+    heart_rate = 60.0 / float(rr_s.mean())
+    if not MIN_HR_BPM <= heart_rate <= MAX_HR_BPM:
+        raise InvalidInput(
+            f"detected heart rate {heart_rate:.0f} bpm is implausible: check the sampling rate",
+            code="implausible_rate",
+            param="fs",
+        )
+    rr = rr_features(peaks / model_fs)
+    beats, keep = beat_windows(conditioned, peaks, BeatWindow(*window))
+    t2 = time.perf_counter()
+    n = int(keep.sum())
+    probs = (
+        _probabilities(run_model(beats, rr[keep]), n, labels, outputs)
+        if n
+        else np.zeros((0, len(labels)))
+    )
+    t3 = time.perf_counter()
+    classes = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+    times = peaks[keep] / model_fs
+    per_beat = [
+        {
+            "time_s": round(float(t), 4),
+            "class": labels[int(c)],
+            "probabilities": {lab: round(float(p), 6) for lab, p in zip(labels, row, strict=True)},
+        }
+        for t, c, row in zip(times, classes, probs, strict=True)
+    ]
+    counts = {lab: int(np.sum(classes == i)) for i, lab in enumerate(labels)}
+    summary: dict[str, Any] = {
+        "duration_s": round(seconds, 3),
+        "beats_detected": len(peaks),
+        "beats_classified": n,
+        "counts": counts,
+        "heart_rate_bpm": round(heart_rate, 1),
+        "hrv": hrv_time_domain(rr_s) if len(rr_s) >= 2 else None,
+    }
+    return {
+        "beats": per_beat,
+        "summary": summary,
+        "timings_ms": {
+            "preprocess": 1000 * (t1 - t0),
+            "detect_and_features": 1000 * (t2 - t1),
+            "model": 1000 * (t3 - t2),
+            "total": 1000 * (time.perf_counter() - t0),
+        },
+    }

@@ -1,0 +1,157 @@
+"""ECG strips through the gateway's predict endpoint with a real (reduced-size) trained model:
+JSON samples at any rate, WFDB uploads, and clear 4xx for bad signals."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+from sqlalchemy import select
+
+from paramstack.config import Settings
+from paramstack.ecg.config import load_config
+from paramstack.ecg.export import export_ecg_onnx, register_ecg
+from paramstack.ecg.records import read_record
+from paramstack.ecg.train import train_ecg
+from paramstack.registry import versions as registry
+from paramstack.store import migrate
+from paramstack.store.engine import make_engine, session_factory, transaction
+from paramstack.store.tables import InferenceLog, Stage
+from tests.conftest import LiveServer, run_server
+
+ROOT = Path(__file__).resolve().parents[1]
+MITDB = ROOT.parent / "shared" / "data" / "mitdb"
+PREDICT = "/v1/models/ecg-beats/predict"
+FS = 360
+
+
+@pytest.fixture(scope="module")
+def ecg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Settings]]:
+    home = tmp_path_factory.mktemp("ecg-serve")
+    settings = Settings(home=home, registry_refresh_s=0.5, log_flush_interval_s=0.05)
+    engine = make_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    config = load_config(ROOT / "configs/ecg/tiny.yaml",
+                         [f"db={MITDB}", f"out_dir={home / 'model'}", "mlflow=false"])  # fmt: skip
+    trained = train_ecg(config, settings=settings)
+    artifact = export_ecg_onnx(trained.out_dir, parity_records=["100"], settings=settings)
+    with transaction(session_factory(engine)) as s:
+        number = register_ecg(s, artifact, settings.resolved_artifacts_dir)
+        registry.set_stage(s, "ecg-beats", number, Stage.PRODUCTION)
+    engine.dispose()
+    with run_server(settings) as server:
+        yield server, settings
+
+
+def strip(seconds: float = 10.0, start_s: float = 60.0) -> np.ndarray:
+    record = read_record(MITDB, "100")
+    first = int(start_s * FS)
+    return record.signal[first : first + int(seconds * FS)]
+
+
+def test_json_strip_gives_beats_rhythm_and_timings(
+    ecg_server: tuple[LiveServer, Settings],
+) -> None:
+    server, settings = ecg_server
+    with server.client() as client:
+        r = client.post(PREDICT, json={"signal": strip().tolist(), "fs": FS})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    beats = body["beats"]
+    assert 8 <= len(beats) <= 16  # record 100 runs at about 75 bpm
+    assert all(0 <= b["time_s"] <= 10 for b in beats)
+    assert [b["time_s"] for b in beats] == sorted(b["time_s"] for b in beats)
+    for beat in beats:
+        assert math.isclose(sum(beat["probabilities"].values()), 1.0, abs_tol=1e-4)
+        assert beat["class"] == max(beat["probabilities"], key=beat["probabilities"].get)
+    summary = body["summary"]
+    assert 55 <= summary["heart_rate_bpm"] <= 95
+    assert sum(summary["counts"].values()) == summary["beats_classified"] == len(beats)
+    assert body["prediction"] in summary["counts"]
+    assert body["model"]["domain"] == "ecg"
+    perf = body["performance"]
+    assert 0 < perf["inference_ms"] <= perf["total_ms"]
+    query = select(InferenceLog).where(InferenceLog.request_id == r.headers["x-request-id"])
+    engine = make_engine(settings.resolved_database_url)
+    deadline = time.monotonic() + 10
+    rows: list[InferenceLog] = []
+    while not rows and time.monotonic() < deadline:  # the log writer flushes every 50 ms
+        time.sleep(0.05)
+        with session_factory(engine)() as s:
+            rows = list(s.scalars(query))
+    engine.dispose()
+    assert [(row.status, row.result_class) for row in rows] == [("ok", body["prediction"])]
+
+
+def test_other_sampling_rates_are_resampled(ecg_server: tuple[LiveServer, Settings]) -> None:
+    server, _ = ecg_server
+    at_360 = strip()
+    at_250 = resample_poly(at_360, 25, 36)
+    with server.client() as client:
+        a = client.post(PREDICT, json={"signal": at_360.tolist(), "fs": 360}).json()
+        b = client.post(PREDICT, json={"signal": at_250.tolist(), "fs": 250}).json()
+    assert abs(len(a["beats"]) - len(b["beats"])) <= 1
+    assert abs(a["summary"]["heart_rate_bpm"] - b["summary"]["heart_rate_bpm"]) < 3
+
+
+def test_wfdb_upload(ecg_server: tuple[LiveServer, Settings], tmp_path: Path) -> None:
+    import wfdb
+
+    server, _ = ecg_server
+    samples = strip()
+    wfdb.wrsamp("strip", fs=FS, units=["mV"], sig_name=["MLII"], p_signal=samples[:, None],
+                fmt=["16"], write_dir=str(tmp_path))  # fmt: skip
+    files = {
+        "header": ("strip.hea", (tmp_path / "strip.hea").read_bytes(), "text/plain"),
+        "data": ("strip.dat", (tmp_path / "strip.dat").read_bytes(), "application/octet-stream"),
+    }
+    with server.client() as client:
+        uploaded = client.post(PREDICT, files=files)
+        as_json = client.post(PREDICT, json={"signal": samples.tolist(), "fs": FS})
+        whole = client.post(PREDICT, files={
+            "header": ("100.hea", (MITDB / "100.hea").read_bytes(), "text/plain"),
+            "data": ("100.dat", (MITDB / "100.dat").read_bytes(), "application/octet-stream"),
+        })  # fmt: skip
+    assert uploaded.status_code == 200, uploaded.text
+    assert len(uploaded.json()["beats"]) == len(as_json.json()["beats"])
+    assert whole.status_code == 400 and whole.json()["error"]["code"] == "signal_too_long"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"signal": [0.1] * 360 * 2, "fs": FS}, "signal_too_short"),
+        ({"signal": [0.0] * 360 * 10, "fs": FS}, "flat_signal"),
+        ({"signal": [0.5, 0.1] * 1800, "fs": 5}, "invalid_rate"),
+        ({"signal": [0.5, 0.1] * 1800}, None),
+        ({"signal": "abc", "fs": FS}, None),
+    ],
+)
+def test_bad_signals_get_clear_4xx(
+    ecg_server: tuple[LiveServer, Settings], body: dict[str, object], code: str | None
+) -> None:
+    server, _ = ecg_server
+    with server.client() as client:
+        r = client.post(PREDICT, json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    if code is not None:
+        assert error["code"] == code
+
+
+@pytest.mark.parametrize("bad", ["NaN", "1e309", "Infinity"])
+def test_non_finite_samples_are_refused(ecg_server: tuple[LiveServer, Settings], bad: str) -> None:
+    server, _ = ecg_server
+    samples = [repr(x) for x in strip()]
+    samples[100] = bad
+    text = '{"signal": [' + ",".join(samples) + '], "fs": 360}'
+    with server.client() as client:
+        r = client.post(PREDICT, content=text, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "invalid_request_error"
