@@ -8,11 +8,10 @@ same config resumes from it. Params, per-epoch loss and the model go to MLflow.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from paramstack.ecg.dataset import data_fingerprint, load_beats
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble, build_model
 from paramstack.ecg.records import AAMI_CLASSES, intra_patient_split, split_records
 from paramstack.ecg.tracking import tracking_run
+from paramstack.train.determinism import torch_run_state
 
 Progress = Callable[[int, int, float], None]  # (epoch, epochs, mean loss)
 
@@ -121,22 +121,6 @@ def _loss(
     return F.cross_entropy(model(beats, rr), labels, weight=weights)
 
 
-@contextlib.contextmanager
-def _torch_run_state(seed: int, num_threads: int) -> Iterator[None]:
-    """Seeded, deterministic, thread-limited scope that restores the caller's torch state."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(num_threads)
-        torch.use_deterministic_algorithms(True)
-        try:
-            yield
-        finally:
-            torch.use_deterministic_algorithms(deterministic)
-            torch.set_num_threads(threads)
-
-
 def new_model(config: EcgTrainConfig) -> BeatClassifier:
     return build_model(
         config.arch,
@@ -181,7 +165,7 @@ def train_ecg(
     steps = -(-len(epoch_indices(data.labels, config.max_beats_per_class, 0)) // config.batch_size)
 
     checkpoint_path = out_dir / "checkpoint.pt"
-    with _torch_run_state(config.seed, config.num_threads), tracking_run(config, settings) as run:
+    with torch_run_state(config.seed, config.num_threads), tracking_run(config, settings) as run:
         model = new_model(config)
         model.set_rr_normalisation(rr.mean(dim=0), rr.std(dim=0))
         optimizer = torch.optim.AdamW(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from paramstack import __version__
 from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
-from paramstack.errors import Unavailable
+from paramstack.errors import ParamstackError, Unavailable
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
 from paramstack.gateway.log_writer import LogWriter
@@ -28,6 +28,7 @@ from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routes import attestations, health, predict
 from paramstack.gateway.routing import RouteTable
+from paramstack.gateway.tasks import get_task
 from paramstack.gateway.telemetry import Telemetry
 from paramstack.registry.key_material import resolve_pepper
 from paramstack.registry.serving import ModelEntry, load_snapshot
@@ -60,8 +61,9 @@ def _load_and_warm(factory: sessionmaker[Session], sessions: SessionCache) -> di
             if served is not None and served.type == "onnx":
                 try:
                     sessions.load(served.id, served.artifact_path)
-                except Unavailable as exc:
-                    log.error("cannot warm %s v%s: %s", served.name, served.version, exc)
+                    get_task(served.task).warm()
+                except ParamstackError as exc:
+                    log.error("cannot warm %s v%s: %s", served.name, served.version, exc.message)
     return entries
 
 

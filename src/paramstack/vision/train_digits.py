@@ -7,10 +7,9 @@ long-lived process leaves global torch state as it was.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from paramstack.export.onnx_export import check_parity, export_onnx
+from paramstack.train.determinism import torch_run_state
 from paramstack.vision.digits import (
     CLASS_LABELS,
     DATASET_NAME,
@@ -106,23 +106,6 @@ class DigitsArtifact:
     meta: dict[str, Any]
 
 
-@contextlib.contextmanager
-def _torch_run_state(seed: int, num_threads: int) -> Iterator[None]:
-    """Seeded, deterministic, thread-limited scope that restores the caller's torch state."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(num_threads)
-        torch.use_deterministic_algorithms(True)
-        try:
-            yield
-        finally:
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            torch.set_num_threads(threads)
-
-
 def _random_shift(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Translate the whole batch by up to _SHIFT_PX; edge padding keeps the background value."""
     dx, dy = (int(v) for v in torch.randint(0, 2 * _SHIFT_PX + 1, (2,), generator=generator))
@@ -150,7 +133,7 @@ def train_digits(
     x_test, y_test = x_all[test_idx], labels[test_idx]
 
     epoch_losses: list[float] = []
-    with _torch_run_state(config.seed, config.num_threads):
+    with torch_run_state(config.seed, config.num_threads):
         generator = torch.Generator().manual_seed(config.seed)
         model = DigitsCNN()
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

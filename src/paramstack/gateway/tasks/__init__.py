@@ -33,6 +33,9 @@ class TaskInput:
 
 
 class PredictTask(Protocol):
+    def warm(self) -> None:
+        """Import what the first request would otherwise pay for (called off the event loop)."""
+
     def parse(self, payload: Payload) -> TaskInput: ...
 
     def compute(

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paramstack.backends.onnx_sessions import LoadedModel
-from paramstack.errors import InvalidInput
+from paramstack.errors import InvalidInput, Unavailable
 from paramstack.gateway.payload import Payload
 from paramstack.gateway.tasks import TaskInput, Timings, predict_task
 
@@ -86,6 +86,17 @@ def strip_prediction(
 
 @predict_task("ecg-beats")
 class EcgBeats:
+    def warm(self) -> None:
+        """neurokit2's import takes ~2.4 s: pay it at startup, not on the first strip."""
+        try:
+            import neurokit2  # noqa: F401
+
+            import paramstack.ecg.strip  # noqa: F401
+        except ImportError as exc:
+            raise Unavailable(
+                "serving ECG models needs the ecg extra: pip install 'paramstack[ecg]'"
+            ) from exc
+
     def parse(self, payload: Payload) -> TaskInput:
         lead = _lead(payload.fields.get("lead", 0))
         if payload.files:

@@ -56,6 +56,9 @@ def tensor_input(value: object) -> TaskInput:
 
 @predict_task("image-classification")
 class ImageClassification:
+    def warm(self) -> None:
+        """Nothing to import: Pillow and numpy are loaded with this module."""
+
     def parse(self, payload: Payload) -> TaskInput:
         if payload.files:
             upload = payload.files.get("file")

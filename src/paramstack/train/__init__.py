@@ -1,0 +1,1 @@
+"""Training building blocks shared by every recipe (vision, ECG, and the LLM recipes to come)."""
