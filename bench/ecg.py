@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -36,11 +41,15 @@ from paramstack.config import Settings
 from paramstack.ecg.beats import BeatWindow
 from paramstack.ecg.config import load_config
 from paramstack.ecg.dataset import load_beats
-from paramstack.ecg.export import export_ecg_onnx
+from paramstack.ecg.export import EcgArtifact, export_ecg_onnx, register_ecg
 from paramstack.ecg.models import PackedInput
 from paramstack.ecg.records import read_record, split_records
 from paramstack.ecg.strip import analyze_strip, onnx_runner, pack_inputs, strip_options
 from paramstack.ecg.train import load_trained, resolve_paths
+from paramstack.registry import versions as registry
+from paramstack.store import migrate
+from paramstack.store.engine import make_engine, session_factory, transaction
+from paramstack.store.tables import Stage
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,6 +78,61 @@ def per_beat(
     }
 
 
+def gateway_strip_latency(
+    onnx_path: Path, meta_path: Path, meta: dict[str, Any], strips: list[np.ndarray], fs: float
+) -> dict[str, float]:
+    """10 s strips through `paramstack serve` (its own process) on loopback, one at a time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Settings(home=Path(tmp))
+        engine = make_engine(cfg.resolved_database_url)
+        migrate.upgrade(engine)
+        with transaction(session_factory(engine)) as s:
+            artifact = EcgArtifact(onnx_path=onnx_path, meta_path=meta_path, meta=meta)
+            number = register_ecg(s, artifact, cfg.resolved_artifacts_dir)
+            registry.set_stage(s, "ecg-beats", number, Stage.PRODUCTION)
+        engine.dispose()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "PARAMSTACK_HOME": tmp, "PARAMSTACK_RESULT_CACHE_SIZE": "0"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "paramstack", "serve", "--port", str(port), "--no-migrate",
+             "--log-level", "warning"],
+            env=env,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    try:
+                        if client.get("/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.1)
+                bodies = [json.dumps({"signal": x.tolist(), "fs": fs}) for x in strips]
+                client.post("/v1/models/ecg-beats/predict", content=bodies[0],
+                            headers={"content-type": "application/json"})  # fmt: skip
+                client_ms, server_ms = [], []
+                for body in bodies:
+                    t0 = time.perf_counter()
+                    r = client.post("/v1/models/ecg-beats/predict", content=body,
+                                    headers={"content-type": "application/json"})  # fmt: skip
+                    client_ms.append((time.perf_counter() - t0) * 1000)
+                    r.raise_for_status()
+                    server_ms.append(r.json()["performance"]["total_ms"])
+        finally:
+            server.terminate()
+            server.wait(30)
+    return {
+        "p50_client_ms": statistics.median(client_ms),
+        "p99_client_ms": percentile(client_ms, 99),
+        "p50_server_total_ms": statistics.median(server_ms),
+        "strips": len(client_ms),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/ecg/default.yaml"))
@@ -77,6 +141,7 @@ def main() -> int:
     parser.add_argument("--strips", type=int, default=20)
     parser.add_argument("--output", type=Path, default=Path("bench/results/ecg.json"))
     parser.add_argument("--strict", action="store_true")
+    parser.add_argument("--no-gateway", action="store_true", help="skip the gateway phase")
     args = parser.parse_args()
 
     args.model_dir = args.model_dir or resolve_paths(load_config(args.config))[0]
@@ -156,6 +221,16 @@ def main() -> int:
         f"analyze_strip, 10 s strip (119): total p50 {statistics.median(strip_times):.1f} ms, "
         f"model call p50 {statistics.median(model_times):.2f} ms"
     )
+
+    if not args.no_gateway:
+        strips = [record.signal[k * n : (k + 1) * n] for k in range(args.strips)]
+        gateway = gateway_strip_latency(onnx_path, meta_path, meta, strips, record.fs)
+        results["gateway_strip_10s"] = gateway
+        print(
+            f"gateway, 10 s strip as JSON: client p50 {gateway['p50_client_ms']:.1f} ms "
+            f"p99 {gateway['p99_client_ms']:.1f} ms (server total p50 "
+            f"{gateway['p50_server_total_ms']:.1f} ms)"
+        )
 
     batch1 = rows[0]
     targets = {
