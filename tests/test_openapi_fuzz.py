@@ -100,7 +100,7 @@ def assert_error_shape(response: schemathesis.Response | httpx.Response) -> dict
     return error
 
 
-def check(case: schemathesis.Case, response: schemathesis.Response) -> None:
+def check_response(case: schemathesis.Case, response: schemathesis.Response) -> None:
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
     if 400 <= response.status_code < 500:
         assert_error_shape(response)
@@ -117,7 +117,7 @@ def check(case: schemathesis.Case, response: schemathesis.Response) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_openapi_fuzz(case: schemathesis.Case, fuzz_server: LiveServer) -> None:
-    check(case, case.call(base_url=fuzz_server.url))
+    check_response(case, case.call(base_url=fuzz_server.url))
 
 
 def test_served_schema_is_the_fuzzed_one(fuzz_server: LiveServer) -> None:
@@ -161,7 +161,7 @@ def test_predict_success_conforms(
         case = operation.Case(**kwargs)
         response = case.call(base_url=fuzz_server.url)
         assert response.status_code == 200, (kwargs.get("query"), response.text[:500])
-        check(case, response)
+        check_response(case, response)
         body = response.json()
         assert body["model"]["name"] == "digits"
         assert response.headers["x-request-id"] == [body["metadata"]["request_id"]]
@@ -205,7 +205,7 @@ def test_predict_errors_conform(
     response = case.call(base_url=fuzz_server.url)
     assert response.status_code == status, response.text[:500]
     assert assert_error_shape(response)["code"] == code
-    check(case, response)
+    check_response(case, response)
 
 
 def test_raw_http_errors_conform(home: Settings, fuzz_server: LiveServer) -> None:
@@ -273,6 +273,6 @@ def test_predict_overflowing_tensor_is_rejected_or_finite(
         body={"inputs": tensor},
     )
     response = case.call(base_url=fuzz_server.url)
-    check(case, response)
+    check_response(case, response)
     assert response.status_code == 400
     assert assert_error_shape(response)["code"] == "non_finite_output"
