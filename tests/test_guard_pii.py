@@ -139,3 +139,20 @@ def test_guard_masks_typed_and_reversible(fake: Faker) -> None:
     answer = guard.check_output("Sent to [EMAIL_1]; cc new@x.org", session=session)
     assert answer.text == f"Sent to {email}; cc [EMAIL]"
     assert MaskSession().restore("Sent to [EMAIL_1]") == "Sent to [EMAIL_1]"
+
+
+def test_dob_word_after_the_date_and_no_future_births() -> None:
+    text = "Başvuru formunda 08.05.1964 yazıyor; doğum tarihi doğru mu?"
+    assert entities(text) == [("DOB", "08.05.1964")]
+    assert entities("Doğum tarihi 01.01.2999 olarak girilmiş.") == []  # not a birth date
+    assert entities("The review is on 12.03.2020. Date of birth is required.") == []
+
+
+def test_second_pii_set_is_independent_and_labelled() -> None:
+    from paramstack.guard.evaluate import pii_examples
+    from paramstack.guard.pii_evalset import pii_examples_v2
+
+    rows = pii_examples_v2()
+    assert not {t for t, _ in rows} & {t for t, _ in pii_examples()}
+    assert all(value in text for text, gold in rows for _, value in gold)
+    assert sum(1 for _, gold in rows if not gold) >= 100  # look-alikes and number noise

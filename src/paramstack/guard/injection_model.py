@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.guard.textnorm import deobfuscate
+from paramstack.guard.textnorm import deobfuscate, guess_lang
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _STEP = np.uint64(1099511628211)
@@ -60,6 +60,15 @@ class InjectionModel:
     orders: tuple[int, ...] = (2, 3, 4, 5)
     bits: int = 18
     threshold: float = 0.5
+    lang_thresholds: dict[str, float] = field(default_factory=dict)
+
+    def threshold_for(self, text: str) -> float:
+        """The calibrated threshold of the text's language (``guess_lang``), else the global one.
+
+        One global threshold is the strictest language's: English benign prompts look more
+        like attacks than Turkish ones do, so a shared threshold cost Turkish recall.
+        """
+        return self.lang_thresholds.get(guess_lang(text), self.threshold)
 
     def score(self, text: str) -> float:
         idx = features(text, self.orders, self.bits)
@@ -78,6 +87,11 @@ class InjectionModel:
                 orders=np.array(self.orders),
                 bits=np.int64(self.bits),
                 threshold=np.float64(self.threshold),
+                lang_names=np.array(sorted(self.lang_thresholds), dtype="U8"),
+                lang_values=np.array(
+                    [self.lang_thresholds[k] for k in sorted(self.lang_thresholds)],
+                    dtype=np.float64,
+                ),
             )
         if meta is not None:
             path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -91,6 +105,12 @@ class InjectionModel:
                 orders=tuple(int(x) for x in data["orders"]),
                 bits=int(data["bits"]),
                 threshold=float(data["threshold"]),
+                lang_thresholds={
+                    str(k): float(v)
+                    for k, v in zip(
+                        data.get("lang_names", []), data.get("lang_values", []), strict=True
+                    )
+                },
             )
 
 
@@ -114,7 +134,8 @@ def train(
     ``groups`` (e.g. the language) keeps a big English attack set from drowning a small
     Turkish benign one, the imbalance behind DATA.md's "Turkish = attack" failure. The
     threshold is set on the held-back ``valid_fraction`` (training scores are overconfident):
-    at most ``target_fpr`` of the benign validation rows of *each* group score above it.
+    at most ``target_fpr`` of the benign validation rows of *each* group score above it, per
+    language when groups are named ``<lang>:<family>`` (:func:`datasets.train_group`).
     """
     started = time.perf_counter()
     groups = list(groups) or ["all"] * len(texts)
@@ -122,15 +143,17 @@ def train(
     n_valid = int(len(texts) * cfg.valid_fraction)
     valid, fit = order[:n_valid], order[n_valid:]
     model = _fit([texts[i] for i in fit], [labels[i] for i in fit], cfg, [groups[i] for i in fit])
-    thresholds = []
+    per_lang: dict[str, float] = {}
     for group in sorted(set(groups)):
         benign = np.sort(
             [model.score(texts[i]) for i in valid if labels[i] == 0 and groups[i] == group]
         )
         if len(benign):
             k = int(np.floor(cfg.target_fpr * len(benign)))
-            thresholds.append(float(benign[-k - 1]) + 1e-6)
-    model.threshold = min(0.99, max(thresholds, default=0.5))
+            lang = group.split(":")[0]
+            per_lang[lang] = max(per_lang.get(lang, 0.0), float(benign[-k - 1]) + 1e-6)
+    model.lang_thresholds = {k: min(0.99, v) for k, v in per_lang.items()}
+    model.threshold = max(model.lang_thresholds.values(), default=0.5)
     meta = {
         "rows": len(texts),
         "fit_rows": len(fit),
@@ -138,6 +161,7 @@ def train(
         "attacks": int(sum(labels)),
         "config": cfg.__dict__,
         "threshold": model.threshold,
+        "lang_thresholds": model.lang_thresholds,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     return model, meta

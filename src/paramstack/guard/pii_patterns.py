@@ -89,9 +89,13 @@ _DOB_BEFORE = re.compile(
     r"(?:dogum tarih|d\. ?tarih|dogum gunu|dogdugu|dogdum|dogmus|dob\b|date of birth|"
     r"birth ?date|birthday|born)"
 )
+# After the date the birth word may come a short clause later ("12.03.1985 yazıyor; doğum
+# tarihi doğru mu?"), but not past the end of the sentence.
 _DOB_AFTER = re.compile(
     r"^[ ,;:(\-]*(?:dogumlu|tarihinde dog|\(?(?:dogum tarihi|d\. ?t\.|dob|date of birth)\b)"
+    r"|^[^.!?\n]{0,24}?\b(?:dogum tarih\w*|dogum gunu|date of birth|birth ?date|dob)\b"
 )
+_AFTER_WINDOW = 48
 _MONTH_NUM = {m: i % 12 + 1 for i, m in enumerate(_MONTHS.split("|")[:24])}
 _MONTH_NUM.update({m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr"])})
 _MONTH_NUM.update(
@@ -206,14 +210,15 @@ def _valid_date(m: re.Match[str]) -> bool:
             date(int(year), _MONTH_NUM[name], int(day))
     except (ValueError, KeyError):
         return False
-    return True
+    year = next(int(g[k]) for k in ("y", "y2", "y3", "y4") if g[k])
+    return year <= date.today().year  # nobody was born in the future
 
 
 def find_dob(text: str, folded: str) -> Iterator[Span]:
     """Dates count as personal data only next to a birth word (``doğum tarihi``, ``born``)."""
     for m in _DATE.finditer(folded):
         before = folded[max(0, m.start() - _CONTEXT) : m.start()]
-        after = folded[m.end() : m.end() + 20]
+        after = folded[m.end() : m.end() + _AFTER_WINDOW]
         if (_DOB_BEFORE.search(before) or _DOB_AFTER.search(after)) and _valid_date(m):
             yield Span(m.start(), m.end(), "DOB", "pii.dob")
 

@@ -193,3 +193,52 @@ def deobfuscate(text: str) -> str:
     folded = _map(unicodedata.normalize("NFKC", text), leet=True)
     folded = _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group(0)), folded)
     return " ".join(folded.split())
+
+
+_TR_LETTERS = frozenset("ğĞıİşŞ")
+_TR_WORDS = frozenset(
+    [
+        "ve",
+        "bir",
+        "bu",
+        "icin",
+        "ile",
+        "mi",
+        "mu",
+        "ne",
+        "gibi",
+        "cok",
+        "daha",
+        "olarak",
+        "sen",
+        "ben",
+        "bana",
+        "sana",
+        "simdi",
+        "tum",
+        "artik",
+        "lutfen",
+        "misin",
+        "musun",
+        "nasil",
+        "neden",
+        "hangi",
+        "degil",
+        "var",
+        "yok",
+        "olan",
+        "ama",
+    ]
+)
+
+
+def guess_lang(text: str) -> str:
+    """``tr`` or ``en``: Turkish-only letters or two Turkish function words, else English.
+
+    Only picks which calibrated injection threshold applies, so a cheap guess is enough; the
+    letters ğ/ı/İ/ş never occur in English and common function words settle ASCII-only Turkish.
+    """
+    if any(c in _TR_LETTERS for c in text):
+        return "tr"
+    words = fold(text[:2000]).split()
+    return "tr" if sum(w.strip(".,;:!?") in _TR_WORDS for w in words) >= 2 else "en"
