@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     quota_reservation_ttl_s: float = Field(
         900.0, gt=0, description="A reservation whose replica died frees its tokens after this."
     )
+    llm_models_file: Path | None = Field(
+        None,
+        description="YAML table of public LLM model names -> backend and upstream model "
+        "(see configs/gateway/models.yaml); none: no LLM models are routed.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )

@@ -22,15 +22,19 @@ from paramstack.config import Settings
 from paramstack.errors import ParamstackError, Unavailable
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
+from paramstack.gateway.limits import InProcessLimiter, build_limiter
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
+from paramstack.gateway.model_table import ModelTable
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.result_cache import ResultCache
-from paramstack.gateway.routes import attestations, health, predict
+from paramstack.gateway.routes import attestations, health, openai, predict
 from paramstack.gateway.routing import RouteTable
+from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tasks import get_task
 from paramstack.gateway.telemetry import Telemetry
-from paramstack.registry.key_material import resolve_pepper
+from paramstack.registry.key_material import Pepper, resolve_pepper
+from paramstack.registry.key_ring import KeyRing
 from paramstack.registry.serving import ModelEntry, load_snapshot
 from paramstack.store.engine import make_engine, session_factory, transaction
 from paramstack.store.migrate import current_revision, head_revision
@@ -78,13 +82,25 @@ async def refresh_routes(app: FastAPI) -> None:
     state.telemetry.sessions_loaded.set(len(state.sessions))
 
 
+def _load_key_ring(factory: sessionmaker[Session], pepper: Pepper) -> KeyRing:
+    with factory() as session:
+        return KeyRing.load(session, pepper)
+
+
+async def refresh_keys(app: FastAPI) -> None:
+    """Swap in a fresh API-key snapshot: revocations reach this replica within one period."""
+    state = app.state
+    state.key_ring = await to_thread.run_sync(_load_key_ring, state.factory, state.pepper)
+
+
 async def _refresh_forever(app: FastAPI, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        try:
-            await refresh_routes(app)
-        except Exception:  # keep serving the last good snapshot
-            log.exception("registry refresh failed")
+        for refresh in (refresh_routes, refresh_keys):
+            try:
+                await refresh(app)
+            except Exception:  # keep serving the last good snapshot
+                log.exception("registry refresh failed (%s)", refresh.__name__)
 
 
 @asynccontextmanager
@@ -105,7 +121,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         audit=chain,
     )
     sessions = SessionCache(settings.ort_intra_op_threads)
+    pepper = resolve_pepper(settings)
+    models = ModelTable.from_file(settings.llm_models_file)
+    # Only the LLM routes are limited: a predict-only server with several workers needs no
+    # shared limiter (build_limiter refuses per-process counters with several workers).
+    limiter = build_limiter(settings) if models.names() else InProcessLimiter()
     app.state.factory = factory
+    app.state.pepper = pepper
     app.state.telemetry = telemetry
     app.state.sessions = sessions
     app.state.predictor = Predictor(
@@ -115,10 +137,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs,
         telemetry,
         Attestor(key, logs) if key is not None else None,
-        resolve_pepper(settings),
+        pepper,
     )
+    app.state.openai = OpenAIServing(models, limiter, logs)
     logs.start()
     await refresh_routes(app)
+    await refresh_keys(app)
     refresher = asyncio.create_task(_refresh_forever(app, settings.registry_refresh_s))
     try:
         yield
@@ -126,6 +150,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
+        for close in (models.aclose, limiter.aclose):
+            try:
+                await close()
+            except Exception:  # never let a failed close skip the ledger flush below
+                log.exception("closing %s failed", close)
         await to_thread.run_sync(logs.close)
         log.info("flushed inference logs: %d written, %d dropped", logs.written, logs.dropped)
         if key is not None:  # sign the final head, so a cut-off tail is detectable
@@ -144,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     install_error_handlers(app)
     app.include_router(predict.router)
+    app.include_router(openai.router)
     app.include_router(attestations.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)

@@ -39,7 +39,11 @@ def _from_validation(exc: RequestValidationError) -> InvalidInput:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_paramstack(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ParamstackError)
-        return error_response(exc, request)
+        response = error_response(exc, request)
+        headers = getattr(exc, "headers", None)  # e.g. Retry-After and x-ratelimit-* on a 429
+        if isinstance(headers, dict):
+            response.headers.update(headers)
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -1,0 +1,144 @@
+"""Which backend serves each public LLM model name, read from a small YAML file.
+
+``configs/gateway/models.yaml`` (or the file named by the ``llm_models_file`` setting) lists
+public names with the backend and upstream model behind each; see that file for every field.
+Upstream API keys are never written in it: ``api_key_env`` names the environment variable
+that holds one. Models that share an upstream share one backend (one connection pool and one
+circuit breaker), since they fail together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from paramstack.backends.protocol import BackendConfig, ChatBackend, build_backend
+from paramstack.errors import InvalidInput, NotFound
+
+
+class ModelSpec(BaseModel):
+    """One entry of ``models:`` in the YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, description="What clients send as model.")
+    backend: str = Field("openai-compatible", description="A registered backend name.")
+    base_url: str = Field("", description="The upstream's /v1 URL.")
+    upstream_model: str | None = Field(None, description="Name upstream; default: name.")
+    api_key_env: str | None = Field(None, description="Env variable holding the upstream key.")
+    kind: Literal["chat", "embedding"] = "chat"
+    max_output_tokens: int = Field(
+        1024, ge=1, description="Sent as max_tokens when the client sets none (quota bound)."
+    )
+    timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    backoff_s: float = Field(0.1, ge=0)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset_s: float = Field(30.0, gt=0)
+    owned_by: str = "paramstack"
+
+
+class ModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    name: str
+    upstream_model: str
+    kind: str
+    max_output_tokens: int
+    owned_by: str
+    backend: ChatBackend
+
+
+def _backend_config(spec: ModelSpec) -> BackendConfig:
+    api_key = None
+    if spec.api_key_env:
+        value = os.environ.get(spec.api_key_env)
+        if not value:
+            raise InvalidInput(
+                f"model {spec.name!r}: environment variable {spec.api_key_env} is not set",
+                param="api_key_env",
+            )
+        api_key = SecretStr(value)
+    return BackendConfig(
+        kind=spec.backend,
+        base_url=spec.base_url,
+        api_key=api_key,
+        timeout_s=spec.timeout_s,
+        connect_timeout_s=spec.connect_timeout_s,
+        max_retries=spec.max_retries,
+        backoff_s=spec.backoff_s,
+        breaker_failures=spec.breaker_failures,
+        breaker_reset_s=spec.breaker_reset_s,
+    )
+
+
+class ModelTable:
+    """Public model name -> route; built once in the lifespan, closed on shutdown."""
+
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._routes: dict[str, ModelRoute] = {}
+        self._backends: dict[BackendConfig, ChatBackend] = {}
+        for spec in specs:
+            if spec.name in self._routes:
+                raise InvalidInput(f"model {spec.name!r} is listed twice", param="models")
+            config = _backend_config(spec)
+            if config not in self._backends:
+                self._backends[config] = build_backend(config)
+            self._routes[spec.name] = ModelRoute(
+                name=spec.name,
+                upstream_model=spec.upstream_model or spec.name,
+                kind=spec.kind,
+                max_output_tokens=spec.max_output_tokens,
+                owned_by=spec.owned_by,
+                backend=self._backends[config],
+            )
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> ModelTable:
+        """The table in ``path``; no file configured means no LLM models (an empty list)."""
+        if path is None:
+            return cls([])
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+            return cls(ModelsFile.model_validate(raw).models)
+        except (OSError, yaml.YAMLError, ValidationError) as exc:
+            raise InvalidInput(f"cannot read the LLM model table {path}: {exc}") from exc
+
+    def names(self) -> list[str]:
+        return list(self._routes)
+
+    def routes(self) -> list[ModelRoute]:
+        return list(self._routes.values())
+
+    def resolve(self, name: str, capability: str) -> ModelRoute:
+        route = self._routes.get(name)
+        if route is None:
+            raise NotFound(
+                f"The model {name[:128]!r} does not exist or you do not have access to it.",
+                code="model_not_found",
+                param="model",
+            )
+        if capability not in route.backend.capabilities or (
+            (capability == "embeddings") != (route.kind == "embedding")
+        ):
+            raise InvalidInput(
+                f"model {name!r} does not support {capability}",
+                code="unsupported_model",
+                param="model",
+            )
+        return route
+
+    async def aclose(self) -> None:
+        for backend in self._backends.values():
+            await backend.aclose()

@@ -1,0 +1,226 @@
+"""The OpenAI endpoint families as one service held on ``app.state.openai`` (vLLM's ``serving_*``).
+
+Every call is one straight line: resolve the model -> admit against the principal's rate
+limits while reserving an upper bound of its tokens -> call the backend -> settle the
+reservation to the backend's own token count (0 when the call failed) -> one usage-ledger row
+through the batched log writer. The reservation bound (see ``token_budget``) is why concurrent
+requests can never overspend a daily quota; the settled count is what is billed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from paramstack.backends.protocol import ChatChunk, ChatResult, Usage
+from paramstack.errors import LimitExceeded, ParamstackError
+from paramstack.gateway.limit_types import Admission, rules_for
+from paramstack.gateway.limits import Limiter
+from paramstack.gateway.log_writer import LogWriter
+from paramstack.gateway.model_table import ModelRoute, ModelTable
+from paramstack.gateway.openai_protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+)
+from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
+from paramstack.gateway.usage_ledger import ledger_row
+from paramstack.registry.key_ring import Principal
+from paramstack.store.tenant_tables import UsageRecord
+
+JSON = "application/json"
+
+
+class _Call:
+    """One admitted request: what the ledger row and the settle need, written exactly once."""
+
+    def __init__(
+        self, serving: OpenAIServing, principal: Principal, route: ModelRoute, request_id: str
+    ) -> None:
+        self.serving = serving
+        self.principal = principal
+        self.route = route
+        self.request_id = request_id
+        self.t0 = time.perf_counter()
+        self.admission = Admission()
+
+    async def admit(self, tokens: int) -> None:
+        rates, quotas = rules_for(self.principal)
+        try:
+            self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
+        except LimitExceeded as exc:
+            self.record(None, exc.code, exc.http_status)
+            raise
+
+    async def finish(
+        self, usage: Usage | None, status: str, status_code: int, *, started: bool = False
+    ) -> None:
+        """Write the ledger row and settle to the real usage. A call that failed before any
+        output settles to 0; a stream cut after it started, with no usage known, keeps its
+        whole reservation, so a quota is never undercounted. The settle is shielded: it also
+        runs when the client went away and the request is being cancelled."""
+        self.record(usage, status, status_code)
+        reservation = self.admission.reservation
+        if reservation is not None:
+            if usage is not None:
+                spent = usage.total_tokens
+            else:
+                spent = reservation.tokens if started else 0
+            with anyio.CancelScope(shield=True):
+                await self.serving.limiter.settle(reservation, spent)
+
+    def record(self, usage: Usage | None, status: str, status_code: int) -> None:
+        self.serving.logs.submit(
+            UsageRecord,
+            ledger_row(
+                self.principal,
+                request_id=self.request_id,
+                model=self.route.name,
+                backend=self.route.backend.kind,
+                tokens_in=usage.prompt_tokens if usage else 0,
+                tokens_out=usage.completion_tokens if usage else 0,
+                latency_ms=(time.perf_counter() - self.t0) * 1000,
+                status=status,
+                status_code=status_code,
+            ),
+        )
+
+
+class OpenAIServing:
+    def __init__(self, models: ModelTable, limiter: Limiter, logs: LogWriter) -> None:
+        self.models = models
+        self.limiter = limiter
+        self.logs = logs
+        self.created = int(time.time())
+
+    def list_models(self) -> ModelList:
+        return ModelList(
+            data=[
+                ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+                for r in self.models.routes()
+            ]
+        )
+
+    async def chat(
+        self, principal: Principal, req: ChatCompletionRequest, body_bytes: int, request_id: str
+    ) -> Response:
+        route = self.models.resolve(req.model, "chat")
+        body = req.model_dump(exclude_unset=True)
+        limit = req.max_completion_tokens or req.max_tokens
+        if limit is None:
+            limit = route.max_output_tokens
+            body["max_tokens"] = limit
+        body["model"] = route.upstream_model
+        call = _Call(self, principal, route, request_id)
+        await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
+        if req.stream:
+            include = bool(req.stream_options and req.stream_options.include_usage)
+            return await self._stream(call, route.backend.stream_chat(body), include)
+        return await self._whole(call, route.backend.chat, body)
+
+    async def completions(
+        self, principal: Principal, req: CompletionRequest, body_bytes: int, request_id: str
+    ) -> Response:
+        route = self.models.resolve(req.model, "completions")
+        body = req.model_dump(exclude_unset=True)
+        if req.max_tokens is None:
+            body["max_tokens"] = route.max_output_tokens
+        body["model"] = route.upstream_model
+        prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
+        call = _Call(self, principal, route, request_id)
+        await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
+        if req.stream:
+            include = bool(req.stream_options and req.stream_options.include_usage)
+            return await self._stream(call, route.backend.stream_completions(body), include)
+        return await self._whole(call, route.backend.completions, body)
+
+    async def embeddings(
+        self, principal: Principal, req: EmbeddingRequest, body_bytes: int, request_id: str
+    ) -> Response:
+        route = self.models.resolve(req.model, "embeddings")
+        body = req.model_dump(exclude_unset=True)
+        body["model"] = route.upstream_model
+        call = _Call(self, principal, route, request_id)
+        await call.admit(embedding_bound(req.input, body_bytes))
+        return await self._whole(call, route.backend.embeddings, body)
+
+    async def _whole(
+        self,
+        call: _Call,
+        method: Callable[[dict[str, Any]], Awaitable[ChatResult]],
+        body: dict[str, Any],
+    ) -> Response:
+        try:
+            result = await method(body)
+        except ParamstackError as exc:
+            await call.finish(None, exc.code, exc.http_status)
+            raise
+        except BaseException:  # cancelled (client gone) or a bug: still settle and record
+            await call.finish(None, "failed", 500)
+            raise
+        await call.finish(result.usage, "ok", 200)
+        result.body["model"] = call.route.name
+        return Response(
+            orjson.dumps(result.body), headers=call.admission.headers(), media_type=JSON
+        )
+
+    async def _stream(
+        self, call: _Call, chunks: AsyncIterator[ChatChunk], include_usage: bool
+    ) -> Response:
+        """Wait for the first chunk before answering, so an upstream that fails to start is a
+        proper HTTP error (502/503) rather than a 200 with a broken stream."""
+        try:
+            first = await anext(chunks, None)
+        except ParamstackError as exc:
+            await call.finish(None, exc.code, exc.http_status)
+            raise
+        except BaseException:
+            await call.finish(None, "failed", 500)
+            raise
+        return StreamingResponse(
+            _sse(call, first, chunks, include_usage),
+            media_type="text/event-stream",
+            headers={**call.admission.headers(), "cache-control": "no-cache"},
+        )
+
+
+def _event(chunk: ChatChunk, public_model: str, include_usage: bool) -> bytes | None:
+    body = chunk.body
+    if chunk.usage is not None and not include_usage:
+        if not body.get("choices"):
+            return None  # the usage-only final chunk the client did not ask for
+        body.pop("usage", None)
+    body["model"] = public_model
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def _sse(
+    call: _Call, first: ChatChunk | None, chunks: AsyncIterator[ChatChunk], include_usage: bool
+) -> AsyncIterator[bytes]:
+    usage: Usage | None = None
+    status, status_code = "incomplete", 499
+    try:
+        chunk = first
+        while chunk is not None:
+            usage = chunk.usage or usage
+            event = _event(chunk, call.route.name, include_usage)
+            if event is not None:
+                yield event
+            chunk = await anext(chunks, None)
+        yield b"data: [DONE]\n\n"
+        status, status_code = ("ok", 200) if usage is not None else ("incomplete", 200)
+    except ParamstackError as exc:  # headers are gone: report in-band, as OpenAI does
+        status, status_code = exc.code, exc.http_status
+        yield b"data: " + orjson.dumps(exc.to_openai()) + b"\n\n"
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+        await call.finish(usage, status, status_code, started=True)
