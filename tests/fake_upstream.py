@@ -8,7 +8,10 @@ Real HTTP (FastAPI + uvicorn in a thread), canned answers with an exact ``usage`
 - embeddings are 4 floats per input, one token per word (or per id for token-id inputs);
 - upstream model ``fail-500`` always answers 500, and ``slow`` waits ``SLOW_S`` first (and
   ``SLOW_S`` between streamed words).
-``hits`` counts requests per upstream model, so tests can see retries and the breaker.
+- upstream model ``echo`` answers the last user text plus ``ECHO_LEAK`` (fresh PII, as a model
+  that leaks would), streamed in 3-character chunks so identifiers cross chunk boundaries.
+``hits`` counts requests per upstream model, so tests can see retries and the breaker;
+``seen`` keeps every text the upstream received (to prove what the guard let through).
 Also runnable alone for benchmarks: ``python -m tests.fake_upstream PORT``.
 """
 
@@ -33,6 +36,7 @@ WORDS = ["Merhaba", " from", " the", " fake", " upstream", " again", " and", " a
 SLOW_S = 0.05
 MAX_WORDS = 256
 CREATED = 1_700_000_000
+ECHO_LEAK = " Contact ops@leak.example.org or TCKN 10000000146."
 
 
 def reply_words(max_tokens: int) -> list[str]:
@@ -52,9 +56,16 @@ def _json(body: Any, status: int = 200) -> Response:
 class Upstream:
     url: str
     hits: Counter[str] = field(default_factory=Counter)
+    seen: list[str] = field(default_factory=list)
 
 
-def build_app(hits: Counter[str]) -> FastAPI:
+def received_texts(body: dict[str, Any]) -> list[str]:
+    texts = [str(m.get("content")) for m in body.get("messages", [])]
+    prompt = body.get("prompt")
+    return texts + ([prompt] if isinstance(prompt, str) else [])
+
+
+def build_app(hits: Counter[str], seen: list[str] | None = None) -> FastAPI:
     app = FastAPI()
 
     async def gate(body: dict[str, Any]) -> Response | None:
@@ -71,7 +82,12 @@ def build_app(hits: Counter[str]) -> FastAPI:
         failed = await gate(body)
         if failed is not None:
             return failed
+        if seen is not None:
+            seen.extend(received_texts(body))
         words = reply_words(int(body.get("max_tokens") or 5))
+        if body["model"] == "echo":
+            text = received_texts(body)[-1] + ECHO_LEAK
+            words = [text[i : i + 3] for i in range(0, len(text), 3)]
         if kind == "chat":
             prompt = chat_prompt_tokens(body["messages"])
         else:
@@ -154,8 +170,9 @@ async def _stream(
 @contextmanager
 def run_upstream(port: int) -> Iterator[Upstream]:
     hits: Counter[str] = Counter()
+    seen: list[str] = []
     server = uvicorn.Server(
-        uvicorn.Config(build_app(hits), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(build_app(hits, seen), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -165,7 +182,7 @@ def run_upstream(port: int) -> Iterator[Upstream]:
             raise RuntimeError("fake upstream did not start")
         time.sleep(0.01)
     try:
-        yield Upstream(f"http://127.0.0.1:{port}/v1", hits)
+        yield Upstream(f"http://127.0.0.1:{port}/v1", hits, seen)
     finally:
         server.should_exit = True
         thread.join(15)

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
         description="YAML table of public LLM model names -> backend and upstream model "
         "(see configs/gateway/models.yaml); none: no LLM models are routed.",
     )
+    guard: bool = Field(True, description="Apply the guard policy on the OpenAI routes.")
+    guard_policy_file: Path | None = Field(
+        None, description="Guard policy YAML; default configs/policies/default.yaml."
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )

@@ -21,6 +21,7 @@ from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
 from paramstack.errors import ParamstackError, Unavailable
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
+from paramstack.gateway.chat_guard import build_chat_guard
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
 from paramstack.gateway.limits import InProcessLimiter, build_limiter
 from paramstack.gateway.log_writer import LogWriter
@@ -139,7 +140,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         Attestor(key, logs) if key is not None else None,
         pepper,
     )
-    app.state.openai = OpenAIServing(models, limiter, logs)
+    app.state.openai = OpenAIServing(models, limiter, logs, build_chat_guard(settings))
     logs.start()
     await refresh_routes(app)
     await refresh_keys(app)

@@ -18,7 +18,8 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from paramstack.backends.protocol import ChatChunk, ChatResult, Usage
-from paramstack.errors import LimitExceeded, ParamstackError
+from paramstack.errors import GuardBlocked, LimitExceeded, ParamstackError
+from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
 from paramstack.gateway.limit_types import Admission, rules_for
 from paramstack.gateway.limits import Limiter
 from paramstack.gateway.log_writer import LogWriter
@@ -32,6 +33,7 @@ from paramstack.gateway.openai_protocol import (
 )
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
 from paramstack.gateway.usage_ledger import ledger_row
+from paramstack.guard.pii import MaskSession
 from paramstack.registry.key_ring import Principal
 from paramstack.store.tenant_tables import UsageRecord
 
@@ -94,11 +96,29 @@ class _Call:
 
 
 class OpenAIServing:
-    def __init__(self, models: ModelTable, limiter: Limiter, logs: LogWriter) -> None:
+    def __init__(
+        self, models: ModelTable, limiter: Limiter, logs: LogWriter, guard: ChatGuard | None = None
+    ) -> None:
         self.models = models
         self.limiter = limiter
         self.logs = logs
+        self.guard = guard
         self.created = int(time.time())
+
+    def _guard_prompt(self, call: _Call, body: dict[str, Any]) -> MaskSession | None:
+        """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
+        if self.guard is None:
+            return None
+        try:
+            return self.guard.guard_prompt(body)
+        except GuardBlocked as exc:
+            call.record(None, exc.code, exc.http_status)
+            raise
+
+    def _stream_guard(self, call: _Call, session: MaskSession | None) -> StreamGuard | None:
+        if self.guard is None or session is None:
+            return None
+        return self.guard.stream(session, call.principal.tenant.domain)
 
     def list_models(self) -> ModelList:
         return ModelList(
@@ -119,11 +139,13 @@ class OpenAIServing:
             body["max_tokens"] = limit
         body["model"] = route.upstream_model
         call = _Call(self, principal, route, request_id)
+        session = self._guard_prompt(call, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return await self._stream(call, route.backend.stream_chat(body), include)
-        return await self._whole(call, route.backend.chat, body)
+            stream = route.backend.stream_chat(body)
+            return await self._stream(call, stream, include, self._stream_guard(call, session))
+        return await self._whole(call, route.backend.chat, body, session)
 
     async def completions(
         self, principal: Principal, req: CompletionRequest, body_bytes: int, request_id: str
@@ -135,11 +157,13 @@ class OpenAIServing:
         body["model"] = route.upstream_model
         prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
         call = _Call(self, principal, route, request_id)
+        session = self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return await self._stream(call, route.backend.stream_completions(body), include)
-        return await self._whole(call, route.backend.completions, body)
+            stream = route.backend.stream_completions(body)
+            return await self._stream(call, stream, include, self._stream_guard(call, session))
+        return await self._whole(call, route.backend.completions, body, session)
 
     async def embeddings(
         self, principal: Principal, req: EmbeddingRequest, body_bytes: int, request_id: str
@@ -148,19 +172,25 @@ class OpenAIServing:
         body = req.model_dump(exclude_unset=True)
         body["model"] = route.upstream_model
         call = _Call(self, principal, route, request_id)
+        self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
-        return await self._whole(call, route.backend.embeddings, body)
+        return await self._whole(call, route.backend.embeddings, body, None)
 
     async def _whole(
         self,
         call: _Call,
         method: Callable[[dict[str, Any]], Awaitable[ChatResult]],
         body: dict[str, Any],
+        session: MaskSession | None,
     ) -> Response:
+        usage: Usage | None = None  # known once the upstream answered: a blocked answer is billed
         try:
             result = await method(body)
+            usage = result.usage
+            if self.guard is not None and session is not None:
+                self.guard.guard_answer(result.body, session, call.principal.tenant.domain)
         except ParamstackError as exc:
-            await call.finish(None, exc.code, exc.http_status)
+            await call.finish(usage, exc.code, exc.http_status)
             raise
         except BaseException:  # cancelled (client gone) or a bug: still settle and record
             await call.finish(None, "failed", 500)
@@ -172,7 +202,11 @@ class OpenAIServing:
         )
 
     async def _stream(
-        self, call: _Call, chunks: AsyncIterator[ChatChunk], include_usage: bool
+        self,
+        call: _Call,
+        chunks: AsyncIterator[ChatChunk],
+        include_usage: bool,
+        guard: StreamGuard | None,
     ) -> Response:
         """Wait for the first chunk before answering, so an upstream that fails to start is a
         proper HTTP error (502/503) rather than a 200 with a broken stream."""
@@ -185,7 +219,7 @@ class OpenAIServing:
             await call.finish(None, "failed", 500)
             raise
         return StreamingResponse(
-            _sse(call, first, chunks, include_usage),
+            _sse(call, first, chunks, include_usage, guard),
             media_type="text/event-stream",
             headers={**call.admission.headers(), "cache-control": "no-cache"},
         )
@@ -201,19 +235,39 @@ def _event(chunk: ChatChunk, public_model: str, include_usage: bool) -> bytes | 
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+def _tail_event(last: dict[str, Any], index: int, text: str, public_model: str) -> bytes:
+    """Held-back text of a choice whose stream ended without a finish_reason chunk."""
+    chat = last.get("object") == "chat.completion.chunk"
+    choice: dict[str, Any] = {"index": index, "finish_reason": None}
+    choice.update({"delta": {"content": text}} if chat else {"text": text})
+    body = {k: last[k] for k in ("id", "object", "created") if k in last}
+    return b"data: " + orjson.dumps({**body, "model": public_model, "choices": [choice]}) + b"\n\n"
+
+
 async def _sse(
-    call: _Call, first: ChatChunk | None, chunks: AsyncIterator[ChatChunk], include_usage: bool
+    call: _Call,
+    first: ChatChunk | None,
+    chunks: AsyncIterator[ChatChunk],
+    include_usage: bool,
+    guard: StreamGuard | None,
 ) -> AsyncIterator[bytes]:
     usage: Usage | None = None
     status, status_code = "incomplete", 499
+    last: dict[str, Any] = {}
     try:
         chunk = first
         while chunk is not None:
             usage = chunk.usage or usage
+            if guard is not None:
+                guard.rewrite(chunk.body)
+            last = chunk.body
             event = _event(chunk, call.route.name, include_usage)
             if event is not None:
                 yield event
             chunk = await anext(chunks, None)
+        if guard is not None:
+            for index, text in guard.leftovers().items():
+                yield _tail_event(last, index, text, call.route.name)
         yield b"data: [DONE]\n\n"
         status, status_code = ("ok", 200) if usage is not None else ("incomplete", 200)
     except ParamstackError as exc:  # headers are gone: report in-band, as OpenAI does
