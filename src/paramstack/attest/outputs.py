@@ -1,4 +1,4 @@
-"""Which bytes of a prediction response the attestation covers.
+"""Which bytes of a response the attestation covers.
 
 The signature covers the answer — ``prediction``, ``confidence``, ``probabilities`` and, for
 ECG strips, ``beats`` and ``summary`` — serialised with RFC 8785, not timings or request
@@ -20,3 +20,19 @@ SIGNED_KEYS = ("prediction", "confidence", "probabilities", "beats", "summary")
 
 def prediction_output(body: Mapping[str, Any]) -> bytes:
     return rfc8785.dumps({k: body[k] for k in SIGNED_KEYS if body.get(k) is not None})
+
+
+def completion_output(texts: list[str]) -> bytes:
+    """Chat and completion answers: the final text of every choice, in index order, as
+    RFC 8785 JSON — what the caller received after the guard, streamed or not."""
+    return rfc8785.dumps(texts)
+
+
+def completion_texts(body: Mapping[str, Any]) -> list[str]:
+    """The choice texts of a whole chat or completion response body."""
+    texts = []
+    for choice in sorted(body.get("choices", []), key=lambda c: int(c.get("index", 0))):
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else choice.get("text")
+        texts.append(text if isinstance(text, str) else "")
+    return texts

@@ -140,7 +140,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         Attestor(key, logs) if key is not None else None,
         pepper,
     )
-    app.state.openai = OpenAIServing(models, limiter, logs, build_chat_guard(settings))
+    app.state.openai = OpenAIServing(
+        models,
+        limiter,
+        logs,
+        build_chat_guard(settings),
+        Attestor(key, logs) if key is not None else None,
+    )
     logs.start()
     await refresh_routes(app)
     await refresh_keys(app)

@@ -14,7 +14,7 @@ from paramstack.attest.envelope import sign
 from paramstack.attest.keys import KeyStore, SigningKey
 from paramstack.attest.outputs import prediction_output
 from paramstack.config import Settings
-from paramstack.errors import ParamstackError
+from paramstack.errors import GuardBlocked, ParamstackError
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.store.audit_tables import AuditEntry
 
@@ -28,19 +28,27 @@ class Attestor:
         self.key = key
         self.logs = logs
 
-    def sign_prediction(
-        self, body: dict[str, Any], *, input_sha256: str, tenant: str | None, request_id: str
+    def sign(
+        self,
+        *,
+        model: str,
+        version: str | int,
+        input_sha256: str,
+        output: bytes,
+        tenant: str | None,
+        policy_version: str,
+        request_id: str,
     ) -> dict[str, Any]:
-        model = body["model"]
+        """Sign one response and queue its audit-chain entry."""
         attestation = sign(
             self.key,
-            model=model["name"],
-            model_version=model["version"],
+            model=model,
+            model_version=version,
             input_data=b"",
             input_sha256=input_sha256,
-            output_data=prediction_output(body),
+            output_data=output,
             tenant=tenant or "-",
-            policy_version=PREDICT_POLICY,
+            policy_version=policy_version,
             request_id=request_id,
         )
         self.logs.submit(
@@ -48,6 +56,32 @@ class Attestor:
             {"kind": "attestation", "payload": attestation, "tenant": tenant},
         )
         return attestation
+
+    def sign_prediction(
+        self, body: dict[str, Any], *, input_sha256: str, tenant: str | None, request_id: str
+    ) -> dict[str, Any]:
+        model = body["model"]
+        return self.sign(
+            model=model["name"],
+            version=model["version"],
+            input_sha256=input_sha256,
+            output=prediction_output(body),
+            tenant=tenant,
+            policy_version=PREDICT_POLICY,
+            request_id=request_id,
+        )
+
+
+def audit_block(logs: LogWriter, exc: GuardBlocked, *, tenant: str | None, request_id: str) -> None:
+    """A refused request enters the audit chain too (signed or not): which rule, never the text."""
+    payload = {
+        "request_id": request_id,
+        "check": exc.check,
+        "rule": exc.rule,
+        "direction": exc.direction,
+        "policy_version": exc.policy_version,
+    }
+    logs.submit(AuditEntry, {"kind": "guard_block", "payload": payload, "tenant": tenant})
 
 
 def load_key(settings: Settings) -> SigningKey | None:

@@ -17,8 +17,10 @@ import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from paramstack.attest.outputs import completion_output, completion_texts
 from paramstack.backends.protocol import ChatChunk, ChatResult, Usage
 from paramstack.errors import GuardBlocked, LimitExceeded, ParamstackError
+from paramstack.gateway.attestation import Attestor, audit_block
 from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
 from paramstack.gateway.limit_types import Admission, rules_for
 from paramstack.gateway.limits import Limiter
@@ -44,12 +46,18 @@ class _Call:
     """One admitted request: what the ledger row and the settle need, written exactly once."""
 
     def __init__(
-        self, serving: OpenAIServing, principal: Principal, route: ModelRoute, request_id: str
+        self,
+        serving: OpenAIServing,
+        principal: Principal,
+        route: ModelRoute,
+        request_id: str,
+        input_sha256: str,
     ) -> None:
         self.serving = serving
         self.principal = principal
         self.route = route
         self.request_id = request_id
+        self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
 
@@ -97,13 +105,33 @@ class _Call:
 
 class OpenAIServing:
     def __init__(
-        self, models: ModelTable, limiter: Limiter, logs: LogWriter, guard: ChatGuard | None = None
+        self,
+        models: ModelTable,
+        limiter: Limiter,
+        logs: LogWriter,
+        guard: ChatGuard | None = None,
+        attestor: Attestor | None = None,
     ) -> None:
         self.models = models
         self.limiter = limiter
         self.logs = logs
         self.guard = guard
+        self.attestor = attestor
         self.created = int(time.time())
+
+    def attest(self, call: _Call, texts: list[str]) -> dict[str, Any] | None:
+        """Sign what the caller received (after the guard); None when signing is off."""
+        if self.attestor is None:
+            return None
+        return self.attestor.sign(
+            model=call.route.name,
+            version=call.route.upstream_model,
+            input_sha256=call.input_sha256,
+            output=completion_output(texts),
+            tenant=call.principal.tenant.id,
+            policy_version=self.guard.guard.version if self.guard else "none",
+            request_id=call.request_id,
+        )
 
     def _guard_prompt(self, call: _Call, body: dict[str, Any]) -> MaskSession | None:
         """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
@@ -113,6 +141,7 @@ class OpenAIServing:
             return self.guard.guard_prompt(body)
         except GuardBlocked as exc:
             call.record(None, exc.code, exc.http_status)
+            audit_block(self.logs, exc, tenant=call.principal.tenant.id, request_id=call.request_id)
             raise
 
     def _stream_guard(self, call: _Call, session: MaskSession | None) -> StreamGuard | None:
@@ -129,7 +158,12 @@ class OpenAIServing:
         )
 
     async def chat(
-        self, principal: Principal, req: ChatCompletionRequest, body_bytes: int, request_id: str
+        self,
+        principal: Principal,
+        req: ChatCompletionRequest,
+        body_bytes: int,
+        request_id: str,
+        input_sha256: str = "",
     ) -> Response:
         route = self.models.resolve(req.model, "chat")
         body = req.model_dump(exclude_unset=True)
@@ -138,7 +172,7 @@ class OpenAIServing:
             limit = route.max_output_tokens
             body["max_tokens"] = limit
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id)
+        call = _Call(self, principal, route, request_id, input_sha256)
         session = self._guard_prompt(call, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
         if req.stream:
@@ -148,7 +182,12 @@ class OpenAIServing:
         return await self._whole(call, route.backend.chat, body, session)
 
     async def completions(
-        self, principal: Principal, req: CompletionRequest, body_bytes: int, request_id: str
+        self,
+        principal: Principal,
+        req: CompletionRequest,
+        body_bytes: int,
+        request_id: str,
+        input_sha256: str = "",
     ) -> Response:
         route = self.models.resolve(req.model, "completions")
         body = req.model_dump(exclude_unset=True)
@@ -156,7 +195,7 @@ class OpenAIServing:
             body["max_tokens"] = route.max_output_tokens
         body["model"] = route.upstream_model
         prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
-        call = _Call(self, principal, route, request_id)
+        call = _Call(self, principal, route, request_id, input_sha256)
         session = self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
         if req.stream:
@@ -166,15 +205,20 @@ class OpenAIServing:
         return await self._whole(call, route.backend.completions, body, session)
 
     async def embeddings(
-        self, principal: Principal, req: EmbeddingRequest, body_bytes: int, request_id: str
+        self,
+        principal: Principal,
+        req: EmbeddingRequest,
+        body_bytes: int,
+        request_id: str,
+        input_sha256: str = "",
     ) -> Response:
         route = self.models.resolve(req.model, "embeddings")
         body = req.model_dump(exclude_unset=True)
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id)
+        call = _Call(self, principal, route, request_id, input_sha256)
         self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
-        return await self._whole(call, route.backend.embeddings, body, None)
+        return await self._whole(call, route.backend.embeddings, body, None, signed=False)
 
     async def _whole(
         self,
@@ -182,6 +226,8 @@ class OpenAIServing:
         method: Callable[[dict[str, Any]], Awaitable[ChatResult]],
         body: dict[str, Any],
         session: MaskSession | None,
+        *,
+        signed: bool = True,
     ) -> Response:
         usage: Usage | None = None  # known once the upstream answered: a blocked answer is billed
         try:
@@ -197,9 +243,12 @@ class OpenAIServing:
             raise
         await call.finish(result.usage, "ok", 200)
         result.body["model"] = call.route.name
-        return Response(
-            orjson.dumps(result.body), headers=call.admission.headers(), media_type=JSON
-        )
+        headers = call.admission.headers()
+        attestation = self.attest(call, completion_texts(result.body)) if signed else None
+        if attestation is not None:
+            result.body["attestation"] = attestation
+            headers["x-attestation-kid"] = attestation["kid"]
+        return Response(orjson.dumps(result.body), headers=headers, media_type=JSON)
 
     async def _stream(
         self,
@@ -235,6 +284,14 @@ def _event(chunk: ChatChunk, public_model: str, include_usage: bool) -> bytes | 
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+def collect(body: dict[str, Any], sent: dict[int, list[str]]) -> None:
+    for choice in body.get("choices") or []:
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str):
+            sent.setdefault(int(choice.get("index", 0)), []).append(text)
+
+
 def _tail_event(last: dict[str, Any], index: int, text: str, public_model: str) -> bytes:
     """Held-back text of a choice whose stream ended without a finish_reason chunk."""
     chat = last.get("object") == "chat.completion.chunk"
@@ -254,6 +311,7 @@ async def _sse(
     usage: Usage | None = None
     status, status_code = "incomplete", 499
     last: dict[str, Any] = {}
+    sent: dict[int, list[str]] = {}  # what the caller received per choice, for the signature
     try:
         chunk = first
         while chunk is not None:
@@ -261,13 +319,20 @@ async def _sse(
             if guard is not None:
                 guard.rewrite(chunk.body)
             last = chunk.body
+            collect(chunk.body, sent)
             event = _event(chunk, call.route.name, include_usage)
             if event is not None:
                 yield event
             chunk = await anext(chunks, None)
         if guard is not None:
             for index, text in guard.leftovers().items():
+                sent.setdefault(index, []).append(text)
                 yield _tail_event(last, index, text, call.route.name)
+        attestation = call.serving.attest(call, ["".join(sent[i]) for i in sorted(sent)])
+        if attestation is not None:  # a trailing event, as the stream's headers are long gone
+            signed: dict[str, Any] = {k: last[k] for k in ("id", "object", "created") if k in last}
+            signed.update(model=call.route.name, choices=[], attestation=attestation)
+            yield b"data: " + orjson.dumps(signed) + b"\n\n"
         yield b"data: [DONE]\n\n"
         status, status_code = ("ok", 200) if usage is not None else ("incomplete", 200)
     except ParamstackError as exc:  # headers are gone: report in-band, as OpenAI does

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -52,8 +53,11 @@ def _request_id(request: Request) -> str:
     return str(request.state.request_id)
 
 
-async def _body_size(request: Request) -> int:
-    return len(await request.body())  # already read and cached by the body validation
+async def _body(request: Request) -> tuple[int, str]:
+    """Size (for the token bound) and SHA-256 (for the attestation) of the raw body, which
+    FastAPI has already read and cached for validation."""
+    raw = await request.body()
+    return len(raw), hashlib.sha256(raw).hexdigest()
 
 
 @router.post(
@@ -65,8 +69,8 @@ async def _body_size(request: Request) -> int:
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, principal: CurrentPrincipal
 ) -> Response:
-    size = await _body_size(request)
-    return await _serving(request).chat(principal, body, size, _request_id(request))
+    size, digest = await _body(request)
+    return await _serving(request).chat(principal, body, size, _request_id(request), digest)
 
 
 @router.post(
@@ -78,8 +82,8 @@ async def chat_completions(
 async def completions(
     body: CompletionRequest, request: Request, principal: CurrentPrincipal
 ) -> Response:
-    size = await _body_size(request)
-    return await _serving(request).completions(principal, body, size, _request_id(request))
+    size, digest = await _body(request)
+    return await _serving(request).completions(principal, body, size, _request_id(request), digest)
 
 
 @router.post(
@@ -88,8 +92,8 @@ async def completions(
 async def embeddings(
     body: EmbeddingRequest, request: Request, principal: CurrentPrincipal
 ) -> Response:
-    size = await _body_size(request)
-    return await _serving(request).embeddings(principal, body, size, _request_id(request))
+    size, digest = await _body(request)
+    return await _serving(request).embeddings(principal, body, size, _request_id(request), digest)
 
 
 @router.get(
