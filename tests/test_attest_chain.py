@@ -74,3 +74,24 @@ def test_forged_checkpoint_is_named(chain_db: tuple[Engine, dict[str, object]]) 
     engine, jwks = chain_db
     _run(engine, update(AuditCheckpoint).where(AuditCheckpoint.seq == 4).values(seq=3))
     assert _verify(engine, jwks) == (False, 3, "checkpoint_signature")
+
+
+def test_batched_appends_extend_the_same_chain(
+    chain_db: tuple[Engine, dict[str, object]], tmp_path: Path
+) -> None:
+    """The gateway's batch path: one insert per batch, continuing a chain built row by row,
+    with checkpoints where due; tampering with a batched row is still named."""
+    engine, jwks = chain_db
+    chain = AuditChain(KeyStore(tmp_path / "keys", "pw").active(), every=4, seconds=3600)
+    events = [{"kind": "attestation", "payload": {"i": i}, "tenant": "acme"} for i in range(10, 17)]
+    with transaction(session_factory(engine)) as session:
+        assert chain.append_many(session, events[:3]) == 3
+        assert chain.append_many(session, events[3:]) == 4
+    with session_factory(engine)() as session:
+        seqs = list(session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
+        checkpoints = list(session.scalars(select(AuditCheckpoint.seq)))
+    assert seqs == list(range(1, 18))
+    assert max(checkpoints) >= 14  # a checkpoint after each batch that crossed `every`
+    assert _verify(engine, jwks) == (True, None, "ok")
+    _run(engine, update(AuditEntry).where(AuditEntry.seq == 15).values(tenant="other"))
+    assert _verify(engine, jwks) == (False, 15, "hash_mismatch")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from paramstack.attest.keys import SigningKey, b64url, b64url_decode, key_from_jwks, verify_raw
@@ -96,13 +96,41 @@ class AuditChain:
         session.add(entry)
         session.flush()
         self._head = (seq, digest)
+        self._maybe_checkpoint(session)
+        return entry
+
+    def append_many(self, session: Session, events: list[dict[str, Any]]) -> int:
+        """Chain a batch (``kind``, ``payload``, ``tenant`` each) with ONE multi-row insert.
+
+        The hashes are chained in order in Python, so the result is the same chain as
+        ``append`` one by one, at a fraction of the ORM cost — the gateway appends one entry
+        per signed response. Returns the number of entries."""
+        seq, prev = self._load(session)
+        rows = []
+        for event in events:
+            seq += 1
+            ts = _now()
+            kind, tenant, payload = event["kind"], event.get("tenant"), event["payload"]
+            digest = entry_hash(seq, kind, tenant, ts, payload, prev)
+            rows.append(
+                {"seq": seq, "kind": kind, "tenant": tenant, "ts": ts, "payload": payload,
+                 "prev_hash": prev, "entry_hash": digest}
+            )  # fmt: skip
+            prev = digest
+        if rows:
+            session.execute(insert(AuditEntry), rows)
+            self._head = (seq, prev)
+            self._maybe_checkpoint(session)
+        return len(rows)
+
+    def _maybe_checkpoint(self, session: Session) -> None:
+        assert self._head is not None
         assert self._last_cp is not None
         cp_seq, cp_time = self._last_cp
         if self.key is not None and (
-            seq - cp_seq >= self.every or time.monotonic() - cp_time >= self.seconds
+            self._head[0] - cp_seq >= self.every or time.monotonic() - cp_time >= self.seconds
         ):
             self.checkpoint(session)
-        return entry
 
     def checkpoint(self, session: Session) -> AuditCheckpoint | None:
         """Sign the current head (needs a key); returns None on an empty chain."""

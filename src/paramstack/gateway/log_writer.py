@@ -107,8 +107,7 @@ class LogWriter:
             with self._factory() as session, session.begin():
                 for table, rows in by_table.items():
                     if table is AuditEntry:
-                        for row in rows:
-                            self._append_audit(session, row)
+                        self._chain().append_many(session, rows)
                     else:
                         session.execute(insert(table), rows)
         except OperationalError:
@@ -126,7 +125,7 @@ class LogWriter:
             try:
                 with self._factory() as session, session.begin():
                     if table is AuditEntry:
-                        self._append_audit(session, row)
+                        self._chain().append_many(session, [row])
                     else:
                         session.merge(table(**row))
                 self._count(1)
@@ -137,12 +136,12 @@ class LogWriter:
                 log.error("dropping one %s row the database refused: %s", table.__name__, reason)
                 self.dropped += 1
 
-    def _append_audit(self, session: Session, row: dict[str, Any]) -> None:
-        """Audit rows are chained (each carries the previous hash), so they are appended one
-        by one through the chain, in the same transaction as the batch."""
+    def _chain(self) -> AuditChain:
+        """Audit rows are chained (each carries the previous hash): they go through the chain,
+        in the same transaction as the rest of the batch."""
         if self._audit is None:
             raise RuntimeError("audit rows submitted to a log writer without an audit chain")
-        self._audit.append(session, row["kind"], row["payload"], tenant=row.get("tenant"))
+        return self._audit
 
     def _forget_audit_head(self) -> None:
         if self._audit is not None:  # the cached head may belong to a rolled-back transaction
