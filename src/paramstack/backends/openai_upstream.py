@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -91,6 +91,7 @@ class OpenAIUpstream:
         self.breaker = CircuitBreaker(
             config.base_url, config.breaker_failures, config.breaker_reset_s
         )
+        self.on_retry: Callable[[str], None] | None = None  # see ``protocol.Observable``
 
     def __repr__(self) -> str:  # the api key never shows up in a log line
         return f"OpenAIUpstream({self.config.base_url!r})"
@@ -161,6 +162,8 @@ class OpenAIUpstream:
         reason = "no attempt"
         for attempt in range(self.config.max_retries + 1):
             if attempt:
+                if self.on_retry is not None:
+                    self.on_retry(str(body.get("model")))
                 await asyncio.sleep(self.config.backoff_s * 2 ** (attempt - 1))
             try:
                 response = await self._client.post(path, content)

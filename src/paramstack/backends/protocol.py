@@ -16,10 +16,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
+from paramstack.backends.circuit import CircuitBreaker
 from paramstack.errors import InvalidInput
 
 # Modules imported on demand by ``build_backend`` so their ``@backend`` decorators run; nothing
@@ -100,6 +101,16 @@ class ChatBackend(Protocol):
     async def embeddings(self, request: dict[str, Any]) -> ChatResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Observable(Protocol):
+    """A backend that retries and has a circuit breaker: the gateway's metrics read the
+    breaker's state and set ``on_retry`` (called with the upstream model name per retry),
+    so backends stay free of any metrics library."""
+
+    breaker: CircuitBreaker
+    on_retry: Callable[[str], None] | None
 
 
 BackendFactory = Callable[[BackendConfig], ChatBackend]

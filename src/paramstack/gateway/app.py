@@ -29,7 +29,7 @@ from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.model_table import ModelTable
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.result_cache import ResultCache
-from paramstack.gateway.routes import attestations, health, openai, predict
+from paramstack.gateway.routes import attestations, health, openai, predict, usage
 from paramstack.gateway.routing import RouteTable
 from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tasks import get_task
@@ -146,6 +146,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs,
         build_chat_guard(settings),
         Attestor(key, logs) if key is not None else None,
+        telemetry.llm,
     )
     logs.start()
     await refresh_routes(app)
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(predict.router)
     app.include_router(openai.router)
+    app.include_router(usage.router)
     app.include_router(attestations.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)

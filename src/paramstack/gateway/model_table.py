@@ -10,6 +10,7 @@ circuit breaker), since they fail together.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from paramstack.backends.protocol import BackendConfig, ChatBackend, build_backend
+from paramstack.backends.protocol import BackendConfig, ChatBackend, Observable, build_backend
 from paramstack.errors import InvalidInput, NotFound
 
 
@@ -138,6 +139,27 @@ class ModelTable:
                 param="model",
             )
         return route
+
+    def observe_retries(self, count: Callable[[str], None]) -> None:
+        """Have every retrying backend call ``count(public_name)`` per retry. Backends only
+        know upstream names; a name two public models share on one backend counts for the
+        first listed (they are the same upstream call)."""
+        by_backend: dict[int, dict[str, str]] = {}
+        for route in self._routes.values():
+            names = by_backend.setdefault(id(route.backend), {})
+            names.setdefault(route.upstream_model, route.name)
+        for backend in self._backends.values():
+            if isinstance(backend, Observable):
+                names = by_backend.get(id(backend), {})
+                backend.on_retry = lambda upstream, n=names: count(n.get(upstream, upstream))
+
+    def breaker_states(self) -> dict[str, str]:
+        """Public model name -> its backend's circuit state, for backends that have one."""
+        return {
+            route.name: route.backend.breaker.state
+            for route in self._routes.values()
+            if isinstance(route.backend, Observable)
+        }
 
     async def aclose(self) -> None:
         for backend in self._backends.values():

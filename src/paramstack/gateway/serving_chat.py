@@ -3,8 +3,9 @@
 Every call is one straight line: resolve the model -> admit against the principal's rate
 limits while reserving an upper bound of its tokens -> call the backend -> settle the
 reservation to the backend's own token count (0 when the call failed) -> one usage-ledger row
-through the batched log writer. The reservation bound (see ``token_budget``) is why concurrent
-requests can never overspend a daily quota; the settled count is what is billed.
+through the batched log writer, observed by the Prometheus metrics at the same point (so the
+two always count the same requests). The reservation bound (see ``token_budget``) is why
+concurrent requests can never overspend a daily quota; the settled count is what is billed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from paramstack.gateway.openai_protocol import (
     ModelCard,
     ModelList,
 )
+from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
 from paramstack.gateway.usage_ledger import ledger_row
 from paramstack.guard.pii import MaskSession
@@ -67,6 +69,8 @@ class _Call:
             self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
         except LimitExceeded as exc:
             self.record(None, exc.code, exc.http_status)
+            if self.serving.metrics is not None:
+                self.serving.metrics.observe_rejection(self.route.name, exc.code)
             raise
 
     async def finish(
@@ -77,6 +81,10 @@ class _Call:
         whole reservation, so a quota is never undercounted. The settle is shielded: it also
         runs when the client went away and the request is being cancelled."""
         self.record(usage, status, status_code)
+        metrics = self.serving.metrics
+        if metrics is not None:
+            metrics.latency.labels(self.route.name).observe(time.perf_counter() - self.t0)
+            self.serving.observe_breakers()
         reservation = self.admission.reservation
         if reservation is not None:
             if usage is not None:
@@ -87,20 +95,28 @@ class _Call:
                 await self.serving.limiter.settle(reservation, spent)
 
     def record(self, usage: Usage | None, status: str, status_code: int) -> None:
-        self.serving.logs.submit(
-            UsageRecord,
-            ledger_row(
-                self.principal,
-                request_id=self.request_id,
-                model=self.route.name,
-                backend=self.route.backend.kind,
-                tokens_in=usage.prompt_tokens if usage else 0,
-                tokens_out=usage.completion_tokens if usage else 0,
-                latency_ms=(time.perf_counter() - self.t0) * 1000,
-                status=status,
-                status_code=status_code,
-            ),
+        row = ledger_row(
+            self.principal,
+            request_id=self.request_id,
+            model=self.route.name,
+            backend=self.route.backend.kind,
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            latency_ms=(time.perf_counter() - self.t0) * 1000,
+            status=status,
+            status_code=status_code,
         )
+        self.serving.logs.submit(UsageRecord, row)
+        if self.serving.metrics is not None:  # after submit: a full queue's 503 is not counted
+            self.serving.metrics.observe_call(
+                model=self.route.name,
+                status_code=status_code,
+                tenant=row["tenant_id"],
+                currency=row["currency"],
+                tokens_in=row["tokens_in"],
+                tokens_out=row["tokens_out"],
+                cost=row["cost"],
+            )
 
 
 class OpenAIServing:
@@ -111,6 +127,7 @@ class OpenAIServing:
         logs: LogWriter,
         guard: ChatGuard | None = None,
         attestor: Attestor | None = None,
+        metrics: LlmMetrics | None = None,
     ) -> None:
         self.models = models
         self.limiter = limiter
@@ -118,6 +135,16 @@ class OpenAIServing:
         self.guard = guard
         self.attestor = attestor
         self.created = int(time.time())
+        self.metrics = metrics
+        if metrics is not None:
+            models.observe_retries(lambda model: metrics.retries.labels(model).inc())
+
+    def observe_breakers(self) -> None:
+        """Publish every model's circuit state: after each call (where it changes) and at
+        each scrape (open turns half-open with time alone)."""
+        if self.metrics is not None:
+            for model, state in self.models.breaker_states().items():
+                self.metrics.observe_breaker(model, state)
 
     def attest(self, call: _Call, texts: list[str]) -> dict[str, Any] | None:
         """Sign what the caller received (after the guard); None when signing is off."""

@@ -8,6 +8,7 @@ answers ``/metrics`` reports the whole server.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -17,6 +18,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
+# LLM calls take seconds, not milliseconds: the predict buckets would put them all in +Inf.
+LLM_LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# Circuit-breaker state as a number, so "livemax" over workers shows the worst one.
+BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 
 class Telemetry:
@@ -53,6 +58,7 @@ class Telemetry:
             "paramstack_model_load_seconds", "Cold load time of a model session.",
             ["model", "version"], registry=r,
         )  # fmt: skip
+        self.llm = LlmMetrics(r)
 
     def exposition(self) -> bytes:
         path = os.environ.get(MULTIPROC_ENV)
@@ -61,3 +67,67 @@ class Telemetry:
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
+
+
+class LlmMetrics:
+    """The OpenAI routes: one observation per ledger row (``observe_call``), so the metrics
+    and the usage ledger count the same requests; latency only for calls that reached a
+    backend, so instant limiter refusals do not drag the histogram down."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "paramstack_llm_requests", "LLM requests by public model and HTTP status.",
+            ["model", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "paramstack_llm_latency_seconds", "LLM call latency (admitted calls only).",
+            ["model"], buckets=LLM_LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "paramstack_llm_tokens", "Billed tokens by model and direction (in/out).",
+            ["model", "direction"], registry=r,
+        )  # fmt: skip
+        self.cost = Counter(
+            "paramstack_llm_cost", "Billed cost by tenant, in its currency (float of the "
+            "exact ledger Decimal: for dashboards; invoices come from the ledger).",
+            ["tenant", "currency"], registry=r,
+        )  # fmt: skip
+        self.rejections = Counter(
+            "paramstack_llm_limiter_rejections", "Requests refused by the limiter.",
+            ["model", "reason"], registry=r,
+        )  # fmt: skip
+        self.retries = Counter(
+            "paramstack_llm_upstream_retries", "Upstream attempts retried after a failure.",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.breaker = Gauge(
+            "paramstack_llm_circuit_state", "Upstream circuit breaker: 0 closed, "
+            "1 half-open, 2 open (the worst over live workers).",
+            ["model"], registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
+
+    def observe_call(
+        self,
+        *,
+        model: str,
+        status_code: int,
+        tenant: str,
+        currency: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost: Decimal,
+    ) -> None:
+        self.requests.labels(model, str(status_code)).inc()
+        if tokens_in:
+            self.tokens.labels(model, "in").inc(tokens_in)
+        if tokens_out:
+            self.tokens.labels(model, "out").inc(tokens_out)
+        if cost:
+            self.cost.labels(tenant, currency).inc(float(cost))
+
+    def observe_rejection(self, model: str, code: str) -> None:
+        """``insufficient_quota`` is the daily token quota; every other 429 a rate limit."""
+        self.rejections.labels(model, "quota" if code == "insufficient_quota" else "rate").inc()
+
+    def observe_breaker(self, model: str, state: str) -> None:
+        self.breaker.labels(model).set(BREAKER_STATES.get(state, 0))
