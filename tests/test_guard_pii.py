@@ -156,3 +156,21 @@ def test_second_pii_set_is_independent_and_labelled() -> None:
     assert not {t for t, _ in rows} & {t for t, _ in pii_examples()}
     assert all(value in text for text, gold in rows for _, value in gold)
     assert sum(1 for _, gold in rows if not gold) >= 100  # look-alikes and number noise
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the tail of a bad-checksum card is not an international phone number
+        ("kredi kartı kısmına 2456 0041 7492 9398 yazdım", set()),
+        # a dotted IPv4 is an address even when it parses as a Turkish number (area 216)
+        ("Form submitted with IP address 216.247.69.89.", {("IP", "216.247.69.89")}),
+        ("Tel: 0532 123 45 67", {("PHONE", "0532 123 45 67")}),
+        ("call +49 30 1234 5678 now", {("PHONE", "+49 30 1234 5678")}),
+    ],
+)
+def test_phone_does_not_swallow_cards_or_addresses(
+    text: str, expected: set[tuple[str, str]]
+) -> None:
+    found = {(s.entity, text[s.start : s.end]) for s in detect(text, [PatternRecognizer()])}
+    assert found == expected

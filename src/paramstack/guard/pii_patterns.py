@@ -177,9 +177,17 @@ def find_ip(text: str, folded: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "IP", "pii.ipv6")
 
 
+def _inside_longer_number(text: str, start: int) -> bool:
+    """A digit group right before ("2456 0041 7492 9398") makes the match the tail of a longer
+    number (a card, an account), not a phone of its own."""
+    return start >= 2 and text[start - 1] in " .-" and text[start - 2].isdigit()
+
+
 def find_phone(text: str, folded: str) -> Iterator[Span]:
     for m in _TR_PHONE.finditer(text):
-        if not _VALID_AREA.fullmatch(m.group("area")):
+        if not _VALID_AREA.fullmatch(m.group("area")) or _IPV4.fullmatch(m.group(0)):
+            continue  # "216.247.69.89" is an address, not a number in Izmir
+        if _inside_longer_number(text, m.start()):
             continue
         prefixed = bool(m.group("cc") or m.group("trunk"))
         separated = bool(m.group("s1") or m.group("s2")) or "(" in m.group(0)
@@ -190,7 +198,7 @@ def find_phone(text: str, folded: str) -> Iterator[Span]:
         digits = _digits(number)
         # "00" + bare digits is as likely a VKN/account number with leading zeros: need more.
         bare_00 = number.startswith("00") and number.isdigit() and len(digits) < 12
-        if 8 <= len(digits) <= 15 and not bare_00:
+        if 8 <= len(digits) <= 15 and not bare_00 and not _inside_longer_number(text, m.start()):
             yield Span(m.start(), m.end(), "PHONE", "pii.phone.intl")
     for m in _US_PHONE.finditer(text):
         yield Span(m.start(), m.end(), "PHONE", "pii.phone.us")
