@@ -33,6 +33,7 @@ from paramstack.gateway.openai_protocol import (
     EmbeddingRequest,
     ModelCard,
     ModelList,
+    StreamOptions,
 )
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
@@ -202,11 +203,9 @@ class OpenAIServing:
         call = _Call(self, principal, route, request_id, input_sha256)
         session = self._guard_prompt(call, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
-        if req.stream:
-            include = bool(req.stream_options and req.stream_options.include_usage)
-            stream = route.backend.stream_chat(body)
-            return await self._stream(call, stream, include, self._stream_guard(call, session))
-        return await self._whole(call, route.backend.chat, body, session)
+        backend = route.backend
+        stream = backend.stream_chat if req.stream else None
+        return await self._answer(call, body, session, backend.chat, stream, req.stream_options)
 
     async def completions(
         self,
@@ -225,11 +224,11 @@ class OpenAIServing:
         call = _Call(self, principal, route, request_id, input_sha256)
         session = self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
-        if req.stream:
-            include = bool(req.stream_options and req.stream_options.include_usage)
-            stream = route.backend.stream_completions(body)
-            return await self._stream(call, stream, include, self._stream_guard(call, session))
-        return await self._whole(call, route.backend.completions, body, session)
+        backend = route.backend
+        stream = backend.stream_completions if req.stream else None
+        return await self._answer(
+            call, body, session, backend.completions, stream, req.stream_options
+        )
 
     async def embeddings(
         self,
@@ -246,6 +245,21 @@ class OpenAIServing:
         self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
         return await self._whole(call, route.backend.embeddings, body, None, signed=False)
+
+    async def _answer(
+        self,
+        call: _Call,
+        body: dict[str, Any],
+        session: MaskSession | None,
+        whole: Callable[[dict[str, Any]], Awaitable[ChatResult]],
+        stream: Callable[[dict[str, Any]], AsyncIterator[ChatChunk]] | None,
+        options: StreamOptions | None,
+    ) -> Response:
+        """Chat and completions alike: a whole response, or a stream when ``stream`` is set."""
+        if stream is None:
+            return await self._whole(call, whole, body, session)
+        include = bool(options and options.include_usage)
+        return await self._stream(call, stream(body), include, self._stream_guard(call, session))
 
     async def _whole(
         self,
