@@ -32,6 +32,20 @@ ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
+# What training recorded about the model that the server needs (meta.json → registry lineage).
+MODEL_KEYS = (
+    "task",
+    "model_fs",
+    "window",
+    "beat_channels",
+    "class_labels",
+    "rr_features",
+    "rr_normalisation",
+    "beat_normalisation",
+    "arch",
+)
+
+
 @dataclass(frozen=True)
 class EcgArtifact:
     onnx_path: Path
@@ -86,20 +100,7 @@ def export_ecg_onnx(
     parity = check_parity(packed_model, onnx_path, packed, atol=1e-4)
     beat_width = model.channels * (config.before + config.after)
     width = beat_width + len(meta["rr_features"])
-    serving = {
-        key: meta[key]
-        for key in (
-            "task",
-            "model_fs",
-            "window",
-            "beat_channels",
-            "class_labels",
-            "rr_features",
-            "rr_normalisation",
-            "beat_normalisation",
-            "arch",
-        )
-    }
+    serving = {key: meta[key] for key in MODEL_KEYS}
     serving.update(
         {
             "input_name": INPUT_NAME,
@@ -134,15 +135,7 @@ def export_ecg_onnx(
 
 
 SERVING_KEYS = (
-    "task",
-    "model_fs",
-    "window",
-    "beat_channels",
-    "class_labels",
-    "rr_features",
-    "rr_normalisation",
-    "beat_normalisation",
-    "arch",
+    *MODEL_KEYS,
     "input_name",
     "input_shape",
     "input_layout",
