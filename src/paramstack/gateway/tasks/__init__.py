@@ -55,7 +55,8 @@ def predict_task(name: str) -> Callable[[type[Any]], type[Any]]:
 
 
 def get_task(name: str) -> PredictTask:
-    from paramstack.gateway.tasks import ecg, image  # noqa: F401  (fill TASKS)
+    if name not in TASKS:  # first use: the task modules fill TASKS (kept off the hot path)
+        from paramstack.gateway.tasks import ecg, image  # noqa: F401
 
     try:
         return TASKS[name]
