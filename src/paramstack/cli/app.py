@@ -12,6 +12,7 @@ from paramstack.cli import (
     ecg,
     guard,
     keys,
+    llm,
     metrics,
     models,
     tenants,
@@ -40,6 +41,7 @@ keys.app.command("attest-jwks")(attest.jwks)
 app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
+app.add_typer(llm.app, name="llm")
 app.command()(serve)
 app.command()(quickstart)
 

