@@ -147,6 +147,7 @@ def rhythm(
     vf_records: Annotated[
         str, typer.Option(help="all | comma-separated records to score VF episodes on.")
     ] = "all",
+    window_beats: Annotated[int, typer.Option(min=8, help="RR window of the AF features.")] = 32,
     out: Annotated[Path | None, typer.Option(help="Report folder [<home>/build/rhythm].")] = None,
 ) -> None:
     """AF/flutter and VF/flutter episodes against the rhythm annotations (aux_note): trains
@@ -173,7 +174,7 @@ def rhythm(
         raise InvalidInput(f"records in both training and test: {', '.join(overlap)}")
     with console.status("reading records"):
         loaded = {n: load_rhythm_record(folder, n) for n in {*train_names, *test_names, *vf_names}}
-    detector = train_af_detector([loaded[n] for n in train_names])
+    detector = train_af_detector([loaded[n] for n in train_names], window_beats)
     with console.status("scoring episodes"):
         report = evaluate_rhythm(
             detector, [loaded[n] for n in test_names], [loaded[n] for n in vf_names]

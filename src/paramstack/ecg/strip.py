@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paramstack.ecg.beats import BeatWindow, beat_windows, condition, resample, rr_features
+from paramstack.ecg.rhythm import AfDetector, vf_episodes
 from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
 from paramstack.errors import InvalidInput, ParamstackError
 
@@ -52,6 +53,9 @@ def strip_options(meta: Mapping[str, Any]) -> dict[str, Any]:
         "window": (int(window["before"]), int(window["after"])),
         "labels": list(meta["class_labels"]),
         "outputs": meta.get("output_kind", "logits"),
+        "af_detector": AfDetector.from_json(meta["af_detector"])
+        if meta.get("af_detector")
+        else None,
     }
 
 
@@ -120,6 +124,25 @@ def _probabilities(
     return out
 
 
+def rhythm_summary(
+    x: npt.NDArray[np.float64], fs: float, peaks_s: npt.NDArray[np.float64], af: AfDetector | None
+) -> dict[str, Any]:
+    """VF episodes (any strip of 4 s or more) and, with a detector and 8 beats or more, the mean
+    per-beat AF probability: a screening hint from a dozen beats, not a diagnosis."""
+    vf = vf_episodes(x, fs) if len(x) >= 4 * fs else []
+    summary: dict[str, Any] = {
+        "vf_episodes_s": [[round(e.start_s, 2), round(e.end_s, 2)] for e in vf],
+        "af_probability": None,
+        "af_suspected": None,
+    }
+    if af is not None and len(peaks_s) >= 8:
+        probability = float(af.probabilities(peaks_s).mean())
+        summary.update(
+            af_probability=round(probability, 4), af_suspected=probability >= af.threshold
+        )
+    return summary
+
+
 def analyze_strip(
     run_model: RunModel,
     signal: Sequence[float] | npt.NDArray[Any],
@@ -130,6 +153,7 @@ def analyze_strip(
     labels: Sequence[str],
     outputs: Literal["logits", "probabilities"] = "logits",
     detector: Literal["neurokit", "pantompkins1985", "xqrs"] = "neurokit",
+    af_detector: AfDetector | None = None,
 ) -> dict[str, Any]:
     """Per-beat class, probabilities and time (s from the strip start), rhythm summary, timings.
 
@@ -187,6 +211,7 @@ def analyze_strip(
         "counts": counts,
         "heart_rate_bpm": round(heart_rate, 1),
         "hrv": hrv_time_domain(rr_s) if len(rr_s) >= 2 else None,
+        "rhythm": rhythm_summary(x, fs, peaks / model_fs, af_detector),
     }
     return {
         "beats": per_beat,
