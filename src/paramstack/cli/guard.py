@@ -82,6 +82,7 @@ def _presidio_side_by_side(sample: str) -> dict[str, object]:
         return {}
     from paramstack.guard.evaluate import pii_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
+    from paramstack.guard.pii_evalset_v3 import pii_examples_v3
     from paramstack.guard.pii_presidio import PresidioRecognizer
 
     presidio = PresidioRecognizer()
@@ -93,6 +94,7 @@ def _presidio_side_by_side(sample: str) -> dict[str, object]:
     return {
         "presidio_pii": pii_metrics([presidio]),
         "presidio_pii_v2": pii_metrics([presidio], rows=pii_examples_v2()),
+        "presidio_pii_v3": pii_metrics([presidio], rows=pii_examples_v3()),
         "presidio_latency_ms_1kB": {"pii_p50": statistics.median(times)},
     }
 
@@ -108,6 +110,7 @@ def evaluate(
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
+    from paramstack.guard.pii_evalset_v3 import pii_examples_v3
     from paramstack.guard.policy import Policy
 
     guard = Guard(Policy.from_yaml(), GuardResources(home=settings().home))
@@ -115,6 +118,7 @@ def evaluate(
         "policy": guard.version,
         "pii": pii_metrics(),
         "pii_v2": pii_metrics(rows=pii_examples_v2()),
+        "pii_v3": pii_metrics(rows=pii_examples_v3()),
     }
     root = _data_root(data)
     if root.is_dir():
@@ -128,7 +132,7 @@ def evaluate(
     report.update(_presidio_side_by_side(sample[:1024]))
     out.write_text(json.dumps(report, indent=2))
     table = Table("check", "metric", "value")
-    for key in ("pii", "pii_v2", "presidio_pii", "presidio_pii_v2"):
+    for key in ("pii", "pii_v2", "pii_v3", "presidio_pii", "presidio_pii_v2", "presidio_pii_v3"):
         for entity, m in report.get(key, {}).items():  # type: ignore[attr-defined]
             table.add_row(
                 f"{key}.{entity}",
