@@ -117,6 +117,21 @@ def test_strip_summary_screens_for_af_and_vf(
         assert rhythm["af_suspected"] is af, rhythm
 
 
+def test_intervals_on_request(ecg_server: tuple[LiveServer, Settings]) -> None:
+    server, _settings = ecg_server
+    with server.client() as client:
+        plain = client.post(PREDICT, json={"signal": strip().tolist(), "fs": FS}).json()
+        measured = client.post(
+            PREDICT, json={"signal": strip().tolist(), "fs": FS, "intervals": True}
+        ).json()
+        bad = client.post(PREDICT, json={"signal": strip().tolist(), "fs": FS, "intervals": "x"})
+    assert plain["summary"]["intervals"] is None
+    summary = measured["summary"]["intervals"]
+    assert summary["beats_with_st"] >= 5
+    assert all("qt_s" in beat and "st_mv" in beat for beat in measured["beats"])
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "intervals"
+
+
 def test_other_sampling_rates_are_resampled(ecg_server: tuple[LiveServer, Settings]) -> None:
     server, _ = ecg_server
     at_360 = strip()

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paramstack.ecg.beats import BeatWindow, beat_windows, condition, resample, rr_features
+from paramstack.ecg.intervals import beat_intervals, interval_summary
 from paramstack.ecg.rhythm import AfDetector, vf_episodes
 from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
 from paramstack.errors import InvalidInput, ParamstackError
@@ -154,12 +155,14 @@ def analyze_strip(
     outputs: Literal["logits", "probabilities"] = "logits",
     detector: Literal["neurokit", "pantompkins1985", "xqrs"] = "neurokit",
     af_detector: AfDetector | None = None,
+    intervals: bool = False,
 ) -> dict[str, Any]:
     """Per-beat class, probabilities and time (s from the strip start), rhythm summary, timings.
 
     ``signal`` is one lead in mV at ``fs`` Hz; ``window`` is (samples before, after the R
     peak) at ``model_fs``. Beats too close to either end for a full window are detected and
     counted in the heart rate but not classified. Bad strips raise ``InvalidInput``.
+    ``intervals`` adds QT/QTc and ST deviation per beat (wavelet delineation, ~100 ms).
     """
     t0 = time.perf_counter()
     x = _validated(signal, fs)
@@ -203,6 +206,13 @@ def analyze_strip(
         }
         for t, c, row in zip(times, classes, probs, strict=True)
     ]
+    t4 = time.perf_counter()
+    measured = beat_intervals(resampled, model_fs, peaks) if intervals else None
+    if measured is not None:
+        for beat, values in zip(
+            per_beat, (m for m, k in zip(measured, keep, strict=True) if k), strict=True
+        ):
+            beat.update(values)
     counts = {lab: int(np.sum(classes == i)) for i, lab in enumerate(labels)}
     summary: dict[str, Any] = {
         "duration_s": round(seconds, 3),
@@ -212,6 +222,7 @@ def analyze_strip(
         "heart_rate_bpm": round(heart_rate, 1),
         "hrv": hrv_time_domain(rr_s) if len(rr_s) >= 2 else None,
         "rhythm": rhythm_summary(x, fs, peaks / model_fs, af_detector),
+        "intervals": None if measured is None else interval_summary(measured),
     }
     return {
         "beats": per_beat,
@@ -220,6 +231,7 @@ def analyze_strip(
             "preprocess": 1000 * (t1 - t0),
             "detect_and_features": 1000 * (t2 - t1),
             "model": 1000 * (t3 - t2),
+            "intervals": 1000 * (time.perf_counter() - t4) if intervals else 0.0,
             "total": 1000 * (time.perf_counter() - t0),
         },
     }
