@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import orjson
@@ -25,6 +25,7 @@ from paramstack.gateway.attestation import Attestor, audit_block
 from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
 from paramstack.gateway.limit_types import Admission, rules_for
 from paramstack.gateway.limits import Limiter
+from paramstack.gateway.llm_router import RouterTable
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.model_table import ModelRoute, ModelTable
 from paramstack.gateway.openai_protocol import (
@@ -45,6 +46,12 @@ from paramstack.store.tenant_tables import UsageRecord
 JSON = "application/json"
 
 
+class RoutingNote(Protocol):
+    """How a router chose the model (``llm_router.RoutingRecord``), for the ledger row."""
+
+    def to_json(self) -> str: ...
+
+
 class _Call:
     """One admitted request: what the ledger row and the settle need, written exactly once."""
 
@@ -63,6 +70,7 @@ class _Call:
         self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
+        self.routing: RoutingNote | None = None
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -106,6 +114,7 @@ class _Call:
             latency_ms=(time.perf_counter() - self.t0) * 1000,
             status=status,
             status_code=status_code,
+            routing=self.routing.to_json() if self.routing is not None else None,
         )
         self.serving.logs.submit(UsageRecord, row)
         if self.serving.metrics is not None:  # after submit: a full queue's 503 is not counted
@@ -137,6 +146,7 @@ class OpenAIServing:
         self.attestor = attestor
         self.created = int(time.time())
         self.metrics = metrics
+        self.routers = RouterTable(models, metrics)
         if metrics is not None:
             models.observe_retries(lambda model: metrics.retries.labels(model).inc())
 
@@ -183,6 +193,10 @@ class OpenAIServing:
                 ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
                 for r in self.models.routes()
             ]
+            + [
+                ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+                for r in self.routers.specs()
+            ]
         )
 
     async def chat(
@@ -192,7 +206,12 @@ class OpenAIServing:
         body_bytes: int,
         request_id: str,
         input_sha256: str = "",
+        route_hint: str | None = None,
     ) -> Response:
+        router = self.routers.get(req.model)
+        if router is not None:  # a virtual model: ``llm_router`` picks the real one
+            call = _Call(self, principal, router.default_route, request_id, input_sha256)
+            return await router.chat(self, call, req, body_bytes, route_hint)
         route = self.models.resolve(req.model, "chat")
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
