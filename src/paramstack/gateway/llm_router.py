@@ -238,7 +238,7 @@ class _Attempts:
                     if self._failed(route, exc, started):
                         continue
                     raise
-                self.record.attempt(route.name, "ok", started)
+                self.record.attempt(route.name, "started", started)  # outcome: the row's status
                 if first is not None:
                     yield first
                 async for chunk in chunks:  # the client has bytes now: no more fallback
