@@ -10,6 +10,7 @@ rows (written by the batched writer, read after shutdown) must carry the whole d
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,14 @@ def models_file(path: Path, local_url: str, anthropic_url: str) -> Path:
         {**local, "name": "local-500", "upstream_model": "fail-500", **fast},
         # the fake's "slow" model answers after 50 ms: far past this timeout
         {**local, "name": "local-hang", "upstream_model": "slow", "timeout_s": 0.01},
+        {
+            **local,
+            "name": "local-fragile",
+            "upstream_model": "fail-500",
+            "max_retries": 0,
+            "breaker_failures": 1,
+            "breaker_reset_s": 60,
+        },
         *anthropic_models(anthropic_url),
     ]
     medium = {"local": 1, "claude": 1}
@@ -84,6 +93,7 @@ def models_file(path: Path, local_url: str, anthropic_url: str) -> Path:
         {"name": "auto", "simple": "local", "medium": medium, "complex": "claude"},
         {"name": "auto-500", "simple": "local-500", "medium": medium, "complex": "claude"},
         {"name": "auto-hang", "simple": "local-hang", "medium": medium, "complex": "claude"},
+        {"name": "auto-fragile", "simple": "local-fragile", "medium": medium, "complex": "claude"},
         {
             "name": "auto-midstream",
             "simple": "claude-broken-stream",
@@ -253,6 +263,21 @@ def test_fallback_to_external_on_500_and_on_timeout_with_one_exact_settle(
     assert remaining == QUOTA - used - reservation
 
 
+def test_an_open_circuit_falls_back_without_calling_the_local_upstream(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_gateway(settings, tmp_path, monkeypatch) as gw:
+        client = gw.client()
+        answers = [
+            client.chat.completions.create(model="auto-fragile", messages=GREETING, max_tokens=2)
+            for _ in range(2)
+        ]
+        assert gw.local.hits["fail-500"] == 1  # the first failure opened the breaker
+    assert [a.model for a in answers] == ["claude", "claude"]
+    reasons = [routing(r)["fallback_reason"] for r in ledger(settings)]
+    assert reasons == ["upstream_unavailable", "upstream_circuit_open"]
+
+
 def test_no_fallback_once_a_stream_has_started(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,3 +362,17 @@ def test_bad_router_configs_are_refused() -> None:
             RouterTable(ModelTable([spec, embed], [router]), None)
     with pytest.raises(ValueError, match="positive"):
         RouterSpec(name="auto", simple="m", medium={"m": 0}, complex="m")
+
+
+def test_the_shipped_hybrid_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-example")
+    table = ModelTable.from_file(Path("configs/gateway/models-hybrid.yaml"))
+    try:
+        router = RouterTable(table, None).get("auto")
+        assert router is not None
+        assert router.routes["claude-sonnet"].backend.kind == "anthropic"
+        assert router.routes["claude-haiku"].backend is router.routes["claude-sonnet"].backend
+        assert router.spec.fallback_models == ["claude-haiku", "claude-sonnet"]
+        assert router.classifier.config.thresholds.complex == 50
+    finally:
+        asyncio.run(table.aclose())
