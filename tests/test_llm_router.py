@@ -187,6 +187,8 @@ def test_the_route_header_forces_a_target_without_fallback(
             client.chat.completions.create(
                 model="auto", messages=GREETING, extra_headers=force("nope")
             )
+        with pytest.raises(openai.BadRequestError) as not_chat:
+            client.completions.create(model="auto", prompt="hi")
         with pytest.raises(openai.InternalServerError) as no_fallback:
             client.chat.completions.create(
                 model="auto-500", messages=GREETING, extra_headers=force("local")
@@ -195,6 +197,7 @@ def test_the_route_header_forces_a_target_without_fallback(
     assert (local.model, external.model, named.model) == ("local", "claude", "claude-cached")
     assert (unknown.value.code, unknown.value.param) == ("invalid_route", "x-paramstack-route")
     assert no_fallback.value.code == "upstream_unavailable"
+    assert (not_chat.value.code, not_chat.value.param) == ("unsupported_model", "model")
     rows = ledger(settings)
     assert [(r.model, routing(r)["forced"], r.status_code) for r in rows] == [
         ("local", "local", 200),

@@ -131,6 +131,12 @@ class ModelTable:
 
     def resolve(self, name: str, capability: str) -> ModelRoute:
         route = self._routes.get(name)
+        if route is None and any(router.name == name for router in self.routers):
+            raise InvalidInput(
+                f"model {name!r} is a router: it serves chat completions only",
+                code="unsupported_model",
+                param="model",
+            )
         if route is None:
             raise NotFound(
                 f"The model {name[:128]!r} does not exist or you do not have access to it.",
