@@ -121,7 +121,7 @@ def open_gateway(
 
 def routing(row: UsageRecord) -> dict[str, Any]:
     assert row.routing is not None
-    parsed: dict[str, Any] = json.loads(row.routing)
+    parsed: dict[str, Any] = json.loads(row.routing)["router"]
     return parsed
 
 

@@ -16,7 +16,8 @@ Accounting stays exact: one reservation, sized for the largest output bound amon
 candidates, is made before the first attempt and settled once, by the serving layer, with
 the usage of the attempt that answered. The decision (score, band, chosen model, attempts,
 fallback reason, estimated cost on each candidate from the tenant's price book) is the
-ledger row's ``routing`` JSON, and Prometheus counts decisions and fallbacks.
+``router`` key of the ledger row's ``routing`` JSON, and Prometheus counts decisions and
+fallbacks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.responses import Response
 
 from paramstack.backends.protocol import ChatChunk, ChatResult
@@ -51,7 +51,8 @@ FALLBACK_ERRORS = (UpstreamError, Unavailable)
 
 @dataclass
 class RoutingRecord:
-    """What the ledger's ``routing`` column holds for one request (JSON)."""
+    """The ``router`` entry of the ledger row's ``routing`` JSON (orjson serialises it as it
+    stands when the row is written, attempts included)."""
 
     router: str
     score: float | None
@@ -66,9 +67,6 @@ class RoutingRecord:
     def attempt(self, model: str, status: str, started: float) -> None:
         ms = round((time.perf_counter() - started) * 1000, 2)
         self.attempts.append({"model": model, "status": status, "ms": ms})
-
-    def to_json(self) -> str:
-        return orjson.dumps(self.__dict__).decode()
 
 
 def sticky_pick(weights: dict[str, float], key: str) -> str:
@@ -165,7 +163,7 @@ class HybridRouter:
             estimated_cost=estimate,
             currency=tenant.currency,
         )
-        call.route, call.routing = chain[0], record
+        call.route, call.routing["router"] = chain[0], record
         if self.metrics is not None:
             band = "forced" if hint else complexity.band
             self.metrics.route_decisions.labels(self.name, band, chain[0].name).inc()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import orjson
@@ -46,12 +46,6 @@ from paramstack.store.tenant_tables import UsageRecord
 JSON = "application/json"
 
 
-class RoutingNote(Protocol):
-    """How a router chose the model (``llm_router.RoutingRecord``), for the ledger row."""
-
-    def to_json(self) -> str: ...
-
-
 class _Call:
     """One admitted request: what the ledger row and the settle need, written exactly once."""
 
@@ -70,7 +64,8 @@ class _Call:
         self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
-        self.routing: RoutingNote | None = None
+        # the ledger's routing JSON: each routing step adds its own key (orjson-serialisable)
+        self.routing: dict[str, Any] = {}
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -114,7 +109,7 @@ class _Call:
             latency_ms=(time.perf_counter() - self.t0) * 1000,
             status=status,
             status_code=status_code,
-            routing=self.routing.to_json() if self.routing is not None else None,
+            routing=orjson.dumps(self.routing).decode() if self.routing else None,
         )
         self.serving.logs.submit(UsageRecord, row)
         if self.serving.metrics is not None:  # after submit: a full queue's 503 is not counted
