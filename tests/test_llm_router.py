@@ -206,6 +206,7 @@ def test_the_route_header_forces_a_target_without_fallback(
         ("local-500", "local", 502),
     ]
     assert routing(rows[0])["band"] == "complex"  # scored, but the header won
+    assert set(routing(rows[2])["estimated_cost"]) >= {"local", "claude", "claude-cached"}
     assert [a["model"] for a in routing(rows[3])["attempts"]] == ["local-500"]
 
 

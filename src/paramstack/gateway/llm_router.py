@@ -149,7 +149,7 @@ class HybridRouter:
         limits = {r.name: client_limit or r.max_output_tokens for r in chain}
         tenant = call.principal.tenant
         estimate: dict[str, str | None] = {}
-        for route in self.routes.values():
+        for route in {**self.routes, **{r.name: r for r in chain}}.values():  # + a forced one
             price = tenant.price(route.name)
             limit = client_limit or route.max_output_tokens
             cost = price.cost(complexity.context_tokens, limit) if price else None
