@@ -100,12 +100,16 @@ class Complexity:
         return self.features["context_tokens"]
 
 
-def _pattern(terms: list[str]) -> re.Pattern[str] | None:
-    """One alternation of folded stems, each anchored at a word start (longest first)."""
-    stems = sorted({fold(t.strip()) for t in terms if t.strip()}, key=len, reverse=True)
-    if not stems:
-        return None
-    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(s) for s in stems) + ")")
+def _pattern(categories: dict[str, list[str]]) -> re.Pattern[str] | None:
+    """One regex for every category (a named group each) of folded stems, anchored at word
+    starts, longest stem first: one scan of the text instead of one per category (the scan is
+    most of the classifier's cost). A word start counts for the first category that matches."""
+    groups = []
+    for name, terms in categories.items():
+        stems = sorted({fold(t.strip()) for t in terms if t.strip()}, key=len, reverse=True)
+        if stems:
+            groups.append(f"(?P<{name}>" + "|".join(re.escape(s) for s in stems) + ")")
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(groups) + ")") if groups else None
 
 
 def _text(content: Any) -> str:
@@ -119,23 +123,24 @@ def _text(content: Any) -> str:
 class ComplexityClassifier:
     def __init__(self, config: ComplexityConfig) -> None:
         self.config = config
-        self._medical = _pattern(config.terms.medical)
-        self._legal = _pattern(config.terms.legal)
-        self._analysis = _pattern(config.terms.analysis)
+        self._terms = _pattern(config.terms.model_dump())
 
-    @staticmethod
-    def _count(pattern: re.Pattern[str] | None, text: str) -> int:
-        return 0 if pattern is None else sum(1 for _ in pattern.finditer(text))
+    def _count(self, folded: str) -> dict[str, int]:
+        counts = {"medical": 0, "legal": 0, "analysis": 0}
+        if self._terms is not None:
+            for match in self._terms.finditer(folded):
+                counts[str(match.lastgroup)] += 1
+        return counts
 
     def features(self, messages: list[dict[str, Any]]) -> dict[str, int]:
         user = "\n".join(_text(m.get("content")) for m in messages if m.get("role") == "user")
-        folded = fold(user)
+        terms = self._count(fold(user))
         everything = sum(len(_text(m.get("content"))) for m in messages)
         return {
             "words": len(user.split()),
-            "medical_terms": self._count(self._medical, folded),
-            "legal_terms": self._count(self._legal, folded),
-            "analysis_terms": self._count(self._analysis, folded),
+            "medical_terms": terms["medical"],
+            "legal_terms": terms["legal"],
+            "analysis_terms": terms["analysis"],
             "questions": user.count("?") + user.count("\uff1f"),
             "messages": max(0, len(messages) - 1),
             "context_tokens": math.ceil(everything / CHARS_PER_TOKEN),
