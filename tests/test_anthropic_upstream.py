@@ -274,5 +274,13 @@ def test_wire_translation_edges() -> None:
     assert usage_of({"output_tokens": 1}) is None
     translator = StreamTranslator()
     assert translator.feed({"type": "ping"}) == []
+    start = {"usage": {"input_tokens": 5, "cache_read_input_tokens": 4, "output_tokens": 1}}
+    translator.feed({"type": "message_start", "message": {"id": "msg_9", **start}})
+    translator.feed({"type": "message_delta", "delta": {}, "usage": {"output_tokens": 6}})
+    translator.feed({"type": "message_delta", "delta": {}, "usage": {"input_tokens": 5}})
+    [final] = translator.feed({"type": "message_stop"})
+    assert final.usage is not None
+    assert (final.usage.prompt_tokens, final.usage.total_tokens) == (9, 15)
+    assert final.body["id"] == "msg_9" and final.body["choices"] == []
     with pytest.raises(UpstreamError, match="api_error"):
         translator.feed({"type": "error", "error": {"type": "api_error", "message": "secret"}})

@@ -191,13 +191,9 @@ class StreamTranslator:
 
     def _count(self, usage: Any) -> None:
         """message_start carries the input count, message_delta the cumulative output count
-        (and, in newer versions, the input count again): the latest value of each wins."""
-        if not isinstance(usage, dict):
-            return
-        parsed = usage_of({"input_tokens": 0, **usage})
-        if parsed is None:
-            return
-        if "input_tokens" in usage:
-            self.prompt_tokens = parsed.prompt_tokens
-        if "output_tokens" in usage:
-            self.completion_tokens = parsed.completion_tokens
+        (newer versions repeat the input and cache counts there, possibly only some of them):
+        counts are cumulative, so the largest seen of each is the total."""
+        parsed = usage_of({"input_tokens": 0, **usage}) if isinstance(usage, dict) else None
+        if parsed is not None:
+            self.prompt_tokens = max(self.prompt_tokens, parsed.prompt_tokens)
+            self.completion_tokens = max(self.completion_tokens, parsed.completion_tokens)
