@@ -50,9 +50,9 @@ def expand(inputs: Sequence[str]) -> list[Path]:
 
 def html_text(html: str) -> str:
     """Visible text of an HTML page, one block element per line."""
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser
 
-    tree = HTMLParser(html)
+    tree = LexborHTMLParser(html)
     tree.strip_tags(list(_DROP_TAGS))
     root = tree.body or tree.root
     if root is None:
