@@ -40,6 +40,12 @@ def train(
         f"{out / 'tokenizer.model'}: {meta['corpus']['lines']:,} lines, "
         f"{meta['corpus']['characters']:,} characters, {meta['seconds']} s"
     )
+    check = meta["transformers_ids_check"]
+    if check["different"]:
+        console.print(
+            f"[yellow]warning:[/] transformers ids differ from SentencePiece on "
+            f"{check['different']} of {check['checked']} sample lines (unigram ties)"
+        )
 
 
 @app.command("eval")

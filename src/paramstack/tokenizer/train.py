@@ -123,7 +123,7 @@ def train(texts: Iterable[str], out: Path, cfg: TrainConfig) -> dict[str, Any]:
         "format": "sentencepiece",
         "model_file": "tokenizer.model",
         "transformers_files": ["tokenizer.json", "tokenizer_config.json"],
-        "transformers_ids_checked_on": checked,
+        "transformers_ids_check": checked,
         "config": asdict(cfg),
         "special_tokens": {"unk": "<unk>", "bos": "<s>", "eos": "</s>"},
         "corpus": {"lines": n_lines, "characters": n_chars},
