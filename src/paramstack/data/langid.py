@@ -1,7 +1,7 @@
 """Language identification with py3langid's bundled model (offline, about 0.1 ms per kB).
 
-Only the first few kB are classified: a document's language is settled long before its end,
-and the cost is linear in the length.
+Only the first 1,000 characters are classified: a document's language is settled long before
+its end, and the cost is linear in the length.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-_PREFIX = 3000
+_PREFIX = 1000
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.guard.textnorm import turkish_lower
+from paramstack.data.normalise import turkish_lower
 
 # Frequent Turkish function words (the Gopher rule needs >= 2 of them in a real sentence).
 _TR = "ve bir bu da de için ile ki ne o gibi daha çok en ama var mı mi olan olarak kadar sonra "
