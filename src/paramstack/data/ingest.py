@@ -63,11 +63,10 @@ def html_text(html: str) -> str:
     return str(root.text(separator="", deep=True))
 
 
-def read_file(path: Path) -> Iterator[Doc]:
-    suffix = path.suffix.lower()
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    if suffix == ".jsonl":
-        for n, line in enumerate(raw.splitlines(), start=1):
+def _jsonl(path: Path) -> Iterator[Doc]:
+    """One document per row, read line by line (JSONL files can be larger than memory)."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
@@ -77,7 +76,15 @@ def read_file(path: Path) -> Iterator[Doc]:
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise InvalidInput(f"{path}:{n}: a row needs a string 'text' field", param="input")
             yield Doc(str(row.get("id", f"{path.stem}:{n}")), row["text"], str(path))
-    elif suffix in (".html", ".htm"):
+
+
+def read_file(path: Path) -> Iterator[Doc]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _jsonl(path)
+        return
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    if suffix in (".html", ".htm"):
         yield Doc(path.stem, html_text(raw), str(path))
     else:
         yield Doc(path.stem, raw, str(path))
