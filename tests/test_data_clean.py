@@ -79,6 +79,9 @@ def test_c4_drops_boilerplate_lines() -> None:
     assert reason is None
     assert cleaned == body
     assert c4_filter(body + " {json: 1}")[1] == "c4_curly_bracket"
+    signed = f"{body} Mustafa Kemal"  # one paragraph ending in a signature
+    assert c4_filter(signed) == ("", "c4_too_few_sentences")
+    assert c4_filter(signed, terminal_punct=False) == (signed, None)
 
 
 def test_minhash_catches_near_duplicates_and_keeps_distinct(turkish_sample: Path) -> None:
@@ -185,3 +188,16 @@ def test_bad_input_is_refused_without_partial_output(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "b.jsonl:2: not JSON" in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    from paramstack.cli.data import _load_config
+
+    shipped = Path(__file__).parents[1] / "configs/data/clean.yaml"
+    assert _load_config(shipped, {}) == CleanConfig()  # the YAML documents the defaults
+    cfg = _load_config(shipped, {"languages": ["tr", "en"], "workers": 1, "pii": None})
+    assert cfg.languages == ("tr", "en") and cfg.workers == 1 and cfg.pii is True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("minhash_treshold: 0.7\n")
+    with pytest.raises(InvalidInput, match="unknown clean settings"):
+        _load_config(bad, {})

@@ -47,6 +47,7 @@ class CleanConfig:
     gopher_repetition: bool = True
     c4: bool = True
     c4_min_sentences: int = 5
+    c4_terminal_punct: bool = True
     fineweb: bool = True
     near_dedup_threshold: float = 0.8
     shingle_words: int = 5
@@ -93,7 +94,7 @@ def clean_one(doc: Doc, cfg: CleanConfig) -> Outcome:
     if cfg.gopher_repetition and (reason := gopher_repetition(text)):
         return Outcome(doc, "gopher_repetition", reason, lang)
     if cfg.c4:
-        text, reason = c4_filter(text, cfg.c4_min_sentences)
+        text, reason = c4_filter(text, cfg.c4_min_sentences, cfg.c4_terminal_punct)
         if reason:
             return Outcome(doc, "c4", reason, lang)
     if cfg.fineweb and (reason := fineweb_quality(text)):

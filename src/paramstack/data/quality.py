@@ -125,9 +125,13 @@ def gopher_repetition(text: str) -> str | None:
     return None
 
 
-def c4_filter(text: str, min_sentences: int = 5) -> tuple[str, str | None]:
+def c4_filter(
+    text: str, min_sentences: int = 5, terminal_punct: bool = True
+) -> tuple[str, str | None]:
     """C4's line rules (keep lines ending in terminal punctuation with >= 3 words, drop
     javascript/policy lines) and document rules (lorem ipsum, curly brace, >= 5 sentences).
+    ``terminal_punct=False`` (datatrove's ``filter_no_terminal_punct``) keeps lines that end
+    otherwise: one-paragraph letters ending in a signature lose everything to that rule.
     Returns the cleaned text and the failed check, if any."""
     lowered = turkish_lower(text)
     if "lorem ipsum" in lowered:
@@ -137,7 +141,7 @@ def c4_filter(text: str, min_sentences: int = 5) -> tuple[str, str | None]:
     kept = []
     for line, low in zip(text.split("\n"), lowered.split("\n"), strict=True):
         if not line.strip() or (
-            line.rstrip().endswith(_TERMINAL)
+            (not terminal_punct or line.rstrip().endswith(_TERMINAL))
             and len(line.split()) >= 3
             and "javascript" not in low
             and not any(p in low for p in _POLICY)
