@@ -1,10 +1,10 @@
 """Unicode and whitespace normalisation that keeps Turkish letters intact.
 
 Scraped Turkish text carries a few recurring corruptions: decomposed letters (``s`` + U+0327
-instead of ``ş``), ``i̇`` (``i`` + combining dot, what a non-Turkish ``lower()`` makes of
-``İ``), ``I``/``İ`` confusion is *not* touched (it is meaning, not noise), zero-width and
-control characters, non-breaking and odd spaces. NFC (not NFKC) is used so ``ﬁ``-style
-compatibility characters are the only thing NFKC would have changed and ``²``, ``½`` survive.
+instead of ``ş``), ``i̇`` (``i`` + combining dot: what a non-Turkish ``lower()`` makes of
+``İ``), zero-width and control characters, odd spaces, ``ﬁ``-style ligatures. These are
+repaired; ``I``/``İ``/``ı``/``i`` are meaning, not noise, and are left alone. NFC rather than
+NFKC, so ``²``, ``½`` and full-width text survive as written.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def turkish_lower(text: str) -> str:
     """Turkish lower case (``İ→i``, ``I→ı``). Same result as the guard's ``turkish_lower``,
-    but two ``str.replace`` calls instead of a dict ``translate``: ~20x faster on long text,
-    which matters when it runs several times per document."""
+    but two ``str.replace`` calls instead of a dict ``translate``: ~9x faster (measured on a
+    4 kB speech), which matters when it runs several times per document."""
     return text.replace("İ", "i").replace("I", "ı").lower()
 
 
