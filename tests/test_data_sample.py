@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from paramstack.data.sample import HELDOUT_EVERY
@@ -28,3 +31,19 @@ def test_sample_splits_are_disjoint_and_documented(turkish_sample: Path) -> None
     assert not any(r["text"].endswith((" ?", " .")) for r in other)
     stats = json.loads((turkish_sample / "sample.json").read_text())
     assert stats["heldout"]["documents"] == len(heldout)
+
+
+def test_sample_cli_contract(tmp_path: Path) -> None:
+    """The command the DVC pipeline calls: DIR/{train,heldout,other_domain}/*.jsonl."""
+    cache = Path(os.environ.get("PARAMSTACK_TEST_CACHE", Path(__file__).parents[1] / ".cache"))
+    env = {**os.environ, "PARAMSTACK_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    out = tmp_path / "sample"
+    result = subprocess.run(
+        [sys.executable, "-m", "paramstack", "data", "sample", "--out", str(out),
+         "--cache", str(cache / "wheels")],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for split in ("train", "heldout", "other_domain"):
+        assert rows(out / split), split
+    assert "other_domain" in result.stdout
