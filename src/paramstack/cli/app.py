@@ -9,6 +9,7 @@ from paramstack.cli import (
     attest,
     audit,
     db,
+    deploy,
     ecg,
     guard,
     keys,
@@ -42,6 +43,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(llm.app, name="llm")
+app.add_typer(deploy.app, name="deploy")
 app.command()(serve)
 app.command()(quickstart)
 
