@@ -188,3 +188,12 @@ def test_yamllint_rejects_a_duplicate_key(tmp_path: Path) -> None:
     bad.write_text("replicaCount: 2\nimage:\n  tag: a\nreplicaCount: 3\n")
     [problem] = validators.yamllint(tmp_path, [bad], LAY.deploy / "yamllint.yaml")
     assert "duplication" in problem
+
+
+def test_amtool_rejects_a_route_to_a_missing_receiver(tmp_path: Path) -> None:
+    config = LAY.deploy / "alertmanager" / "alertmanager.yml"
+    assert validators.alertmanager(config) == []
+    bad = tmp_path / "alertmanager.yml"
+    bad.write_text(config.read_text().replace("receiver: paramstack-rollback", "receiver: rollbak"))
+    [problem] = validators.alertmanager(bad)
+    assert "rollbak" in problem

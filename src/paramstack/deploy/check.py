@@ -86,6 +86,9 @@ def steps(lay: Layout) -> dict[str, Callable[[], list[str]]]:
         "promtool check + test rules": lambda: validators.promtool(
             lay.alerts, lay.deploy / "prometheus" / "alerts.test.yml"
         ),
+        "amtool check-config": lambda: validators.alertmanager(
+            lay.deploy / "alertmanager" / "alertmanager.yml"
+        ),
         "alert metrics exported": lambda: validators.rule_metrics(lay.alerts, exported),
         "grafana dashboard": grafana,
         "actionlint + shellcheck": lambda: validators.actionlint(

@@ -129,6 +129,10 @@ def promtool(rules: Path, tests: Path) -> list[str]:
     return problems
 
 
+def alertmanager(config: Path) -> list[str]:
+    return _failed(*run([tool("amtool"), "check-config", str(config)]), "amtool check-config")
+
+
 def rule_metrics(rules: Path, exported: set[str]) -> list[str]:
     """Alerts read series the gateway exports (a renamed metric = an alert that never fires)."""
     data = yaml.safe_load(rules.read_text())
