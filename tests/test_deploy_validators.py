@@ -197,3 +197,27 @@ def test_amtool_rejects_a_route_to_a_missing_receiver(tmp_path: Path) -> None:
     bad.write_text(config.read_text().replace("receiver: paramstack-rollback", "receiver: rollbak"))
     [problem] = validators.alertmanager(bad)
     assert "rollbak" in problem
+
+
+def test_deploy_check_command_fails_on_one_planted_error_and_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole `paramstack deploy check` on a copy of the tree: a stale dashboard and a broken
+    compose file fail it (exit 1); every other step stays green."""
+    from typer.testing import CliRunner
+
+    from paramstack.cli.app import app
+
+    for part in ("deploy", ".github"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    monkeypatch.setenv("PARAMSTACK_CRD_SCHEMAS", str(LAY.crds))
+    compose = tmp_path / "deploy" / "compose" / "compose.yaml"
+    compose.write_text(compose.read_text().replace("condition: service_healthy", "condition: up"))
+    board = tmp_path / "deploy" / "helm" / "paramstack" / "files" / "dashboard.json"
+    board.write_text(board.read_text().replace('"refresh": "30s"', '"refresh": "5s"'))
+
+    result = CliRunner().invoke(app, ["deploy", "check", "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    failed = [line for line in result.output.splitlines() if "problem(s)" in line]
+    assert [line.split("  ", 1)[1] for line in failed] == ["compose config", "grafana dashboard"]
+    assert "differs from the generator" in result.output

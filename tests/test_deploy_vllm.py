@@ -16,6 +16,7 @@ from paramstack.cli.app import app
 from paramstack.config import Settings
 from paramstack.deploy import validators
 from paramstack.deploy import vllm as launch
+from paramstack.deploy.check import Layout
 from paramstack.registry import tenants
 from paramstack.registry import versions as registry
 from paramstack.registry.tenants import TenantSpec
@@ -24,7 +25,7 @@ from paramstack.store.engine import make_engine, session_factory, transaction
 from paramstack.store.tables import Stage
 
 CHART = Path(__file__).parents[1] / "deploy" / "helm" / "paramstack"
-CRDS = Path(__file__).parents[2] / "shared" / "schemas" / "crds"
+CRDS = Layout(Path(__file__).parents[1]).crds
 runner = CliRunner()
 
 
