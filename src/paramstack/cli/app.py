@@ -10,6 +10,7 @@ from paramstack.cli import (
     audit,
     data,
     db,
+    deploy,
     ecg,
     guard,
     keys,
@@ -46,6 +47,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(llm.app, name="llm")
 app.add_typer(data.app, name="data")
 app.add_typer(tokenizer.app, name="tokenizer")
+app.add_typer(deploy.app, name="deploy")
 app.command()(serve)
 app.command()(quickstart)
 
