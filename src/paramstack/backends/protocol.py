@@ -25,7 +25,10 @@ from paramstack.errors import InvalidInput
 
 # Modules imported on demand by ``build_backend`` so their ``@backend`` decorators run; nothing
 # is imported at ``import paramstack`` time (a backend may pull in heavy libraries).
-BUILTIN_MODULES = ("paramstack.backends.openai_upstream",)
+BUILTIN_MODULES = (
+    "paramstack.backends.openai_upstream",
+    "paramstack.backends.transformers_local",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,11 @@ class ChatChunk:
 
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
-    """Where and how to reach one backend; built from ``configs/gateway/models.yaml``."""
+    """Where and how to reach one backend; built from ``configs/gateway/models.yaml``.
+
+    ``options`` holds what only some backends read (an in-process model's path, adapters,
+    device): sorted ``(name, value)`` pairs with hashable values, so equal configs still
+    share one backend."""
 
     kind: str
     base_url: str = ""
@@ -81,6 +88,10 @@ class BackendConfig:
     backoff_s: float = 0.1
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
 
 
 class ChatBackend(Protocol):

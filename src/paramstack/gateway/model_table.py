@@ -5,18 +5,22 @@ public names with the backend and upstream model behind each; see that file for 
 Upstream API keys are never written in it: ``api_key_env`` names the environment variable
 that holds one. Models that share an upstream share one backend (one connection pool and one
 circuit breaker), since they fail together.
+
+LoRA adapters are models too, as in vLLM: each entry of a model's ``adapters`` is listed as its
+own public name served by the same backend (one copy of the base weights), and a tenant's
+``default_adapter`` is applied when that tenant calls the base name (``with_adapter``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from paramstack.backends.protocol import BackendConfig, ChatBackend, Observable, build_backend
 from paramstack.errors import InvalidInput, NotFound
@@ -43,6 +47,22 @@ class ModelSpec(BaseModel):
     breaker_failures: int = Field(5, ge=1)
     breaker_reset_s: float = Field(30.0, gt=0)
     owned_by: str = "paramstack"
+    # In-process backends (``transformers``): what to load and how much to run at once.
+    model: str | None = Field(None, description="Model directory, .gguf file or hub id.")
+    adapters: dict[str, str] = Field(
+        default_factory=dict, description="Adapter public name -> PEFT adapter directory."
+    )
+    max_concurrency: int = Field(1, ge=1, le=64, description="Generations running at once.")
+    device: str = Field("cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    threads: int | None = Field(None, ge=1, le=256, description="torch threads (process-wide).")
+
+    @model_validator(mode="after")
+    def _adapter_names(self) -> ModelSpec:
+        for adapter in self.adapters:
+            if not adapter or len(adapter) > 128 or adapter in (self.name, self.upstream_model):
+                raise ValueError(f"adapter name {adapter!r} must be 1-128 chars, not the model's")
+        return self
 
 
 class ModelsFile(BaseModel):
@@ -59,6 +79,7 @@ class ModelRoute:
     max_output_tokens: int
     owned_by: str
     backend: ChatBackend
+    adapters: frozenset[str] = frozenset()  # served on top of this base (public names)
 
 
 def _backend_config(spec: ModelSpec) -> BackendConfig:
@@ -81,6 +102,14 @@ def _backend_config(spec: ModelSpec) -> BackendConfig:
         backoff_s=spec.backoff_s,
         breaker_failures=spec.breaker_failures,
         breaker_reset_s=spec.breaker_reset_s,
+        options=(
+            ("adapters", tuple(sorted(spec.adapters.items()))),
+            ("device", spec.device),
+            ("dtype", spec.dtype),
+            ("max_concurrency", spec.max_concurrency),
+            ("model", spec.model),
+            ("threads", spec.threads),
+        ),
     )
 
 
@@ -91,19 +120,26 @@ class ModelTable:
         self._routes: dict[str, ModelRoute] = {}
         self._backends: dict[BackendConfig, ChatBackend] = {}
         for spec in specs:
-            if spec.name in self._routes:
-                raise InvalidInput(f"model {spec.name!r} is listed twice", param="models")
             config = _backend_config(spec)
             if config not in self._backends:
                 self._backends[config] = build_backend(config)
-            self._routes[spec.name] = ModelRoute(
+            base = ModelRoute(
                 name=spec.name,
                 upstream_model=spec.upstream_model or spec.name,
                 kind=spec.kind,
                 max_output_tokens=spec.max_output_tokens,
                 owned_by=spec.owned_by,
                 backend=self._backends[config],
+                adapters=frozenset(spec.adapters),
             )
+            self._add(base)
+            for adapter in spec.adapters:  # the backend serves it under its own name
+                self._add(replace(base, name=adapter, upstream_model=adapter, adapters=frozenset()))
+
+    def _add(self, route: ModelRoute) -> None:
+        if route.name in self._routes:
+            raise InvalidInput(f"model {route.name!r} is listed twice", param="models")
+        self._routes[route.name] = route
 
     @classmethod
     def from_file(cls, path: Path | None) -> ModelTable:
@@ -139,6 +175,21 @@ class ModelTable:
                 param="model",
             )
         return route
+
+    def with_adapter(self, route: ModelRoute, adapter: str | None) -> ModelRoute:
+        """``route`` served through a tenant's default ``adapter`` when it is a base with
+        adapters (billed under the base name); an adapter the base lacks is the tenant's
+        misconfiguration, said plainly rather than silently answered by the base."""
+        if adapter is None or not route.adapters:
+            return route
+        if adapter not in route.adapters:
+            raise NotFound(
+                f"the tenant's default adapter {adapter[:128]!r} is not served by model "
+                f"{route.name!r} (adapters: {', '.join(sorted(route.adapters))})",
+                code="adapter_not_found",
+                param="model",
+            )
+        return replace(route, upstream_model=adapter)
 
     def observe_retries(self, count: Callable[[str], None]) -> None:
         """Have every retrying backend call ``count(public_name)`` per retry. Backends only
