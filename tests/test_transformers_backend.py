@@ -21,6 +21,13 @@ from paramstack.gateway.model_table import ModelSpec, ModelTable
 TEXT = "The capital of France is Paris. Ünïcode ✓ done"
 
 
+@pytest.fixture(scope="module")
+def tokenizer(base_model_dir: Path) -> Any:
+    from paramstack.llm.base_model import load_tokenizer
+
+    return load_tokenizer(base_model_dir)
+
+
 def run_row(tokenizer: Any, stops: tuple[str, ...], limit: int = 100) -> tuple[list[str], RowText]:
     ids = tokenizer(TEXT)["input_ids"] + [tokenizer.eos_token_id]
 
