@@ -119,7 +119,7 @@ class TransformersLocal:
             self.model.base_model.enable_adapter_layers()
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # running ones end with their request
 
     async def chat(self, request: dict[str, Any]) -> ChatResult:
         return await self._whole(request, chat=True)
