@@ -229,6 +229,15 @@ def test_completions_take_a_list_of_prompts(local: Local, reference: Reference) 
         model="smol", prompt=prompts[0], max_tokens=3, temperature=0, stream=True
     )
     assert "".join(c.choices[0].text for c in streamed if c.choices) == completion.choices[0].text
+    sampled = [
+        local.client().completions.create(
+            model="smol", prompt=prompts[0], max_tokens=4, temperature=1.0, seed=7, n=2
+        )
+        for _ in range(2)
+    ]
+    assert [c.index for c in sampled[0].choices] == [0, 1]
+    texts = [[c.text for c in s.choices] for s in sampled]
+    assert texts[0] == texts[1]  # a seed makes sampling reproducible
 
 
 def test_each_tenant_gets_its_default_adapter(local: Local, reference: Reference) -> None:
