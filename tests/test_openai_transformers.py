@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from sqlalchemy import select
 
 from paramstack.config import Settings
 from paramstack.registry import api_keys, tenants
@@ -27,6 +28,7 @@ from paramstack.registry.key_material import resolve_pepper
 from paramstack.registry.tenants import TenantSpec
 from paramstack.store import migrate
 from paramstack.store.engine import make_engine, session_factory, transaction
+from paramstack.store.tenant_tables import UsageRecord
 from tests.conftest import LiveServer, run_server
 
 QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
@@ -114,6 +116,7 @@ def reference(
 @dataclass
 class Local:
     server: LiveServer
+    settings: Settings
     keys: dict[str, str]
     backend: Any
 
@@ -159,15 +162,33 @@ def local(
     engine.dispose()
     with run_server(settings) as server:
         backend = server.app.state.openai.models.resolve("smol", "chat").backend  # type: ignore[attr-defined]
-        yield Local(server, keys, backend)
+        yield Local(server, settings, keys, backend)
+
+
+def ledger_row(settings: Settings, request_id: str) -> UsageRecord:
+    """The request's usage row, once the batched log writer has flushed it."""
+    engine = make_engine(settings.resolved_database_url)
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            with session_factory(engine)() as s:
+                query = select(UsageRecord).where(UsageRecord.request_id == request_id)
+                row = s.scalars(query).first()
+            if row is not None or time.monotonic() > deadline:
+                assert row is not None
+                return row
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
 
 
 def test_chat_answers_like_the_model_with_tokenizer_counts(
     local: Local, reference: Reference
 ) -> None:
-    completion = local.client().chat.completions.create(
+    raw = local.client().chat.completions.with_raw_response.create(
         model="smol", messages=QUESTION, max_tokens=MAX_TOKENS, temperature=0
     )
+    completion = raw.parse()
     answer = completion.choices[0].message.content
     assert answer == reference.answers[None] and "Paris" in answer
     prompt = reference.tokenizer.apply_chat_template(
@@ -184,6 +205,23 @@ def test_chat_answers_like_the_model_with_tokenizer_counts(
     assert short.choices[0].finish_reason == "length"
     assert short.usage is not None and short.usage.completion_tokens == 2
     assert reference.answers[None].startswith(short.choices[0].message.content or "-")
+    row = ledger_row(local.settings, raw.headers["x-request-id"])
+    assert (row.backend, row.model, row.tenant_id) == ("transformers", "smol", "plain")
+    assert (row.tokens_in, row.tokens_out) == (len(prompt), reference.generated[None])
+
+
+def test_bad_requests_are_clear_400s(local: Local) -> None:
+    client = local.client()
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="smol", messages=QUESTION, max_tokens=9000)
+    assert info.value.code == "context_length_exceeded"
+    image: Any = [{"type": "image_url", "image_url": {"url": "https://example.org/x.png"}}]
+    with pytest.raises(openai.BadRequestError, match="text content parts only"):
+        client.chat.completions.create(
+            model="smol", messages=[{"role": "user", "content": image}], max_tokens=2
+        )
+    with pytest.raises(openai.BadRequestError, match="stop takes"):
+        client.completions.create(model="smol", prompt="x", max_tokens=2, stop=["a"] * 5)
 
 
 def test_streaming_matches_the_whole_answer_and_ends_with_usage(

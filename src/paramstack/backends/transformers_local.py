@@ -17,62 +17,22 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from paramstack.backends.adapter_gate import AdapterGate
 from paramstack.backends.local_generation import Delta, Sampling, embed, generate
+from paramstack.backends.local_model import load_with_adapters, prompt_ids
 from paramstack.backends.openai_shapes import Shaper, embeddings_body
 from paramstack.backends.protocol import BackendConfig, ChatChunk, ChatResult, Usage, backend
 from paramstack.errors import InvalidInput, ParamstackError
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 _END = object()  # the worker thread is done (its error, if any, is on the future)
 
 
 class GenerationFailed(ParamstackError):
     default_code = "generation_failed"
-
-
-def load_with_adapters(
-    spec: str, adapters: dict[str, str], device: str, dtype: str
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base, wrapped in one ``PeftModel`` holding every adapter when there are any."""
-    from paramstack.llm.base_model import load_causal_lm
-
-    for name, path in adapters.items():  # before the slow part
-        if not (Path(path) / "adapter_config.json").is_file():
-            raise InvalidInput(
-                f"adapter {name!r}: {path} is not a PEFT adapter directory", param="adapters"
-            )
-    try:
-        model, tokenizer = load_causal_lm(spec, dtype=dtype)
-        if adapters:
-            from peft import PeftModel
-
-            (first, first_path), *rest = adapters.items()
-            model = PeftModel.from_pretrained(model, first_path, adapter_name=first)
-            for name, path in rest:
-                model.load_adapter(path, adapter_name=name)
-        model.to(device).eval()
-    except (OSError, ValueError, RuntimeError) as exc:  # unreadable files, shape mismatches
-        raise InvalidInput(f"cannot load model {spec!r}: {exc}", param="model") from exc
-    return model, tokenizer
-
-
-def _text(message: dict[str, Any]) -> dict[str, str]:
-    """A message as chat templates take it: role and plain text (text parts joined)."""
-    content = message.get("content")
-    if isinstance(content, list):
-        if not all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-            raise InvalidInput("this model takes text content parts only", param="messages")
-        content = "".join(str(p.get("text", "")) for p in content)
-    role = message.get("role", "user")
-    return {"role": "system" if role == "developer" else str(role), "content": content or ""}
 
 
 @backend("transformers")
@@ -167,26 +127,6 @@ class TransformersLocal:
             out.append(ids)
         return out
 
-    def _prompts(self, request: dict[str, Any], chat: bool) -> list[list[int]]:
-        if chat:
-            import jinja2
-
-            messages = [_text(m) for m in request.get("messages") or []]
-            try:
-                encoded = self.tokenizer.apply_chat_template(
-                    messages, add_generation_prompt=True, tokenize=True, return_dict=True
-                )
-            except jinja2.TemplateError as exc:
-                raise InvalidInput(f"the chat template refused the messages: {exc}") from exc
-            prompts = [list(encoded["input_ids"])]
-        else:
-            raw = request.get("prompt")
-            texts = [raw] if isinstance(raw, str) else list(raw or [])
-            prompts = [list(self.tokenizer(t)["input_ids"]) for t in texts]
-        if not prompts or not all(prompts):
-            raise InvalidInput("the prompt is empty", param="prompt")
-        return prompts
-
     def _check_context(self, prompts: list[list[int]], sampling: Sampling) -> None:
         longest = max(len(p) for p in prompts)
         if self.context is not None and longest + sampling.max_new_tokens > self.context:
@@ -230,7 +170,7 @@ class TransformersLocal:
     ) -> AsyncGenerator[tuple[int, Delta | None, Usage | None]]:
         """(choice index, delta, None) per delta, (index, None, None) when a choice starts,
         and last (0, None, usage). Prompts of a list run one after another."""
-        prompts = self._prompts(request, chat)
+        prompts = prompt_ids(self.tokenizer, request, chat)
         sampling = Sampling.from_request(request)
         self._check_context(prompts, sampling)
         adapter = str(request.get("model"))
