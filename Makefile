@@ -13,7 +13,7 @@ EXTRAS := postgres,train,ecg,llm,dev
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv install run lint test bench clean distclean
+.PHONY: help venv install run lint test bench bench-llm clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ test: $(STAMP) ## start PostgreSQL and Redis, lint, then pytest (extra args: PYT
 
 bench: $(STAMP) ## predict-endpoint benchmark (extra args: BENCH_ARGS=...)
 	$(BIN)/python bench/predict.py $(BENCH_ARGS)
+
+bench-llm: $(STAMP) ## in-process LLM backend vs plain model.generate, tokens/s (BENCH_ARGS=...)
+	$(BIN)/python bench/llm_local.py $(BENCH_ARGS)
 
 clean: ## remove caches and build outputs (keeps .venv and var/)
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results
