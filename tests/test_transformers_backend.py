@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from paramstack.backends.adapter_gate import AdapterGate
 from paramstack.backends.local_generation import RowText, Sampling
@@ -152,6 +153,21 @@ def test_adapters_are_models_and_tenant_defaults_apply_to_their_base() -> None:
         ModelTable([spec(adapters={"other": "/x"}), spec(name="other")])
     with pytest.raises(ValueError, match="adapter name"):
         spec(adapters={"base": "/x"})
+
+
+def test_model_and_adapter_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "adapters" / "legal").mkdir(parents=True)
+    (tmp_path / "adapters" / "legal" / "adapter_config.json").write_text("{}")
+    models = tmp_path / "models.yaml"
+    local = {"name": "m", "backend": "transformers", "model": "./missing"}
+    models.write_text(
+        yaml.safe_dump({"models": [{**local, "adapters": {"legal": "adapters/legal"}}]})
+    )
+    with pytest.raises(InvalidInput, match=f"{tmp_path}/missing does not exist"):
+        ModelTable.from_file(models)  # the adapter was found: the model is checked next
+    models.write_text(yaml.safe_dump({"models": [{**local, "adapters": {"legal": "nope"}}]}))
+    with pytest.raises(InvalidInput, match=f"{tmp_path}/nope is not a PEFT adapter"):
+        ModelTable.from_file(models)
 
 
 def test_transformers_backend_config_errors_are_clear(tmp_path: Path) -> None:

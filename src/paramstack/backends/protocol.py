@@ -27,6 +27,7 @@ from paramstack.errors import InvalidInput
 # is imported at ``import paramstack`` time (a backend may pull in heavy libraries).
 BUILTIN_MODULES = (
     "paramstack.backends.openai_upstream",
+    "paramstack.backends.anthropic_upstream",
     "paramstack.backends.transformers_local",
 )
 

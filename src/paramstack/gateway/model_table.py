@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from paramstack.backends.protocol import BackendConfig, ChatBackend, Observable, build_backend
 from paramstack.errors import InvalidInput, NotFound
+from paramstack.gateway.router_spec import RouterSpec
 
 
 class ModelSpec(BaseModel):
@@ -69,6 +70,7 @@ class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: list[ModelSpec] = Field(default_factory=list)
+    routers: list[RouterSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +81,22 @@ class ModelRoute:
     max_output_tokens: int
     owned_by: str
     backend: ChatBackend
-    adapters: frozenset[str] = frozenset()  # served on top of this base (public names)
+    adapters: frozenset[str] | None = None  # served on top of this base (public names)
 
 
-def _backend_config(spec: ModelSpec) -> BackendConfig:
+def _local_path(base: Path, value: str, *, hub_id: bool = False) -> str:
+    """A path in the file, relative to the file's directory; with ``hub_id``, a value like
+    "org/name" that is no such path stays as it is (transformers fetches it)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    candidate = base / path
+    keep = hub_id and not candidate.exists() and not value.startswith(".")
+    return value if keep else str(candidate)
+
+
+def _backend_config(spec: ModelSpec, base: Path = Path()) -> BackendConfig:
+    adapters = spec.adapters.items()
     api_key = None
     if spec.api_key_env:
         value = os.environ.get(spec.api_key_env)
@@ -102,12 +116,12 @@ def _backend_config(spec: ModelSpec) -> BackendConfig:
         backoff_s=spec.backoff_s,
         breaker_failures=spec.breaker_failures,
         breaker_reset_s=spec.breaker_reset_s,
-        options=(
-            ("adapters", tuple(sorted(spec.adapters.items()))),
+        options=(  # sorted by name, hashable: equal configs share one backend
+            ("adapters", tuple(sorted((k, _local_path(base, v)) for k, v in adapters))),
             ("device", spec.device),
             ("dtype", spec.dtype),
             ("max_concurrency", spec.max_concurrency),
-            ("model", spec.model),
+            ("model", spec.model and _local_path(base, spec.model, hub_id=True)),
             ("threads", spec.threads),
         ),
     )
@@ -116,25 +130,29 @@ def _backend_config(spec: ModelSpec) -> BackendConfig:
 class ModelTable:
     """Public model name -> route; built once in the lifespan, closed on shutdown."""
 
-    def __init__(self, specs: list[ModelSpec]) -> None:
+    def __init__(
+        self, specs: list[ModelSpec], routers: list[RouterSpec] | None = None, base: Path = Path()
+    ) -> None:
+        self.routers = routers or []  # virtual models, served by ``llm_router``
+        self.base = base  # relative paths in the file are relative to its directory
         self._routes: dict[str, ModelRoute] = {}
         self._backends: dict[BackendConfig, ChatBackend] = {}
         for spec in specs:
-            config = _backend_config(spec)
+            config = _backend_config(spec, base)
             if config not in self._backends:
                 self._backends[config] = build_backend(config)
-            base = ModelRoute(
+            route = ModelRoute(
                 name=spec.name,
                 upstream_model=spec.upstream_model or spec.name,
                 kind=spec.kind,
                 max_output_tokens=spec.max_output_tokens,
                 owned_by=spec.owned_by,
                 backend=self._backends[config],
-                adapters=frozenset(spec.adapters),
+                adapters=frozenset(spec.adapters) or None,
             )
-            self._add(base)
+            self._add(route)
             for adapter in spec.adapters:  # the backend serves it under its own name
-                self._add(replace(base, name=adapter, upstream_model=adapter, adapters=frozenset()))
+                self._add(replace(route, name=adapter, upstream_model=adapter, adapters=None))
 
     def _add(self, route: ModelRoute) -> None:
         if route.name in self._routes:
@@ -148,7 +166,8 @@ class ModelTable:
             return cls([])
         try:
             raw = yaml.safe_load(path.read_text()) or {}
-            return cls(ModelsFile.model_validate(raw).models)
+            parsed = ModelsFile.model_validate(raw)
+            return cls(parsed.models, parsed.routers, path.parent)
         except (OSError, yaml.YAMLError, ValidationError) as exc:
             raise InvalidInput(f"cannot read the LLM model table {path}: {exc}") from exc
 
@@ -160,6 +179,12 @@ class ModelTable:
 
     def resolve(self, name: str, capability: str) -> ModelRoute:
         route = self._routes.get(name)
+        if route is None and any(router.name == name for router in self.routers):
+            raise InvalidInput(
+                f"model {name!r} is a router: it serves chat completions only",
+                code="unsupported_model",
+                param="model",
+            )
         if route is None:
             raise NotFound(
                 f"The model {name[:128]!r} does not exist or you do not have access to it.",

@@ -25,6 +25,7 @@ from paramstack.gateway.attestation import Attestor, audit_block
 from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
 from paramstack.gateway.limit_types import Admission, rules_for
 from paramstack.gateway.limits import Limiter
+from paramstack.gateway.llm_router import RouterTable
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.model_table import ModelRoute, ModelTable
 from paramstack.gateway.openai_protocol import (
@@ -63,6 +64,8 @@ class _Call:
         self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
+        # the ledger's routing JSON: each routing step adds its own key (orjson-serialisable)
+        self.routing: dict[str, Any] = {}
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -106,6 +109,7 @@ class _Call:
             latency_ms=(time.perf_counter() - self.t0) * 1000,
             status=status,
             status_code=status_code,
+            routing=orjson.dumps(self.routing).decode() if self.routing else None,
         )
         self.serving.logs.submit(UsageRecord, row)
         if self.serving.metrics is not None:  # after submit: a full queue's 503 is not counted
@@ -137,6 +141,7 @@ class OpenAIServing:
         self.attestor = attestor
         self.created = int(time.time())
         self.metrics = metrics
+        self.routers = RouterTable(models, metrics)
         if metrics is not None:
             models.observe_retries(lambda model: metrics.retries.labels(model).inc())
 
@@ -183,6 +188,10 @@ class OpenAIServing:
                 ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
                 for r in self.models.routes()
             ]
+            + [
+                ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+                for r in self.routers.specs()
+            ]
         )
 
     async def chat(
@@ -192,7 +201,12 @@ class OpenAIServing:
         body_bytes: int,
         request_id: str,
         input_sha256: str = "",
+        route_hint: str | None = None,
     ) -> Response:
+        router = self.routers.get(req.model)
+        if router is not None:  # a virtual model: ``llm_router`` picks the real one
+            call = _Call(self, principal, router.default_route, request_id, input_sha256)
+            return await router.chat(self, call, req, body_bytes, route_hint)
         route = self.models.resolve(req.model, "chat")
         route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
