@@ -8,6 +8,7 @@ from paramstack.cli import (
     abtest,
     attest,
     audit,
+    data,
     db,
     ecg,
     guard,
@@ -16,6 +17,7 @@ from paramstack.cli import (
     metrics,
     models,
     tenants,
+    tokenizer,
     usage,
 )
 from paramstack.cli.context import print_json, settings
@@ -42,6 +44,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(llm.app, name="llm")
+app.add_typer(data.app, name="data")
+app.add_typer(tokenizer.app, name="tokenizer")
 app.command()(serve)
 app.command()(quickstart)
 
