@@ -355,3 +355,5 @@ def test_embeddings_are_unit_vectors_with_token_counts(local: Local, reference: 
     assert result.usage.prompt_tokens == tokens
     with pytest.raises(openai.BadRequestError):
         local.client().embeddings.create(model="smol", input="x")  # a chat model
+    with pytest.raises(openai.BadRequestError, match="token ids in"):
+        local.client().embeddings.create(model="smol-embed", input=[[1, 10**9]])

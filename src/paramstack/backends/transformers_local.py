@@ -123,7 +123,17 @@ class TransformersLocal:
         for item in items:
             ids = self.tokenizer(item)["input_ids"] if isinstance(item, str) else list(item)
             if not ids or not all(isinstance(i, int) and 0 <= i < vocab for i in ids):
-                raise InvalidInput(f"token ids must be in [0, {vocab})", param="input")
+                raise InvalidInput(
+                    f"each input must be non-empty text or token ids in [0, {vocab})",
+                    param="input",
+                )
+            if self.context is not None and len(ids) > self.context:
+                raise InvalidInput(
+                    f"an input of {len(ids)} tokens exceeds the model's context of "
+                    f"{self.context} tokens",
+                    code="context_length_exceeded",
+                    param="input",
+                )
             out.append(ids)
         return out
 
