@@ -150,7 +150,8 @@ def local(
         "kind": "embedding",
     }
     models = home / "models.yaml"
-    models.write_text(yaml.safe_dump({"models": [smol, embed]}))
+    auto = {"name": "auto", "simple": "smol", "medium": {"smol": 1}, "complex": "smol"}
+    models.write_text(yaml.safe_dump({"models": [smol, embed], "routers": [auto]}))
     settings = Settings(home=home, log_flush_interval_s=0.05, llm_models_file=models)
     engine = make_engine(settings.resolved_database_url)
     migrate.upgrade(engine)
@@ -293,6 +294,7 @@ def test_each_tenant_gets_its_default_adapter(local: Local, reference: Reference
     assert plain == reference.answers[None]  # the base is untouched by the adapters
     assert len({lyon, berlin, plain}) == 3
     assert ask("plain", model="lyon") == lyon  # an adapter is also a model name
+    assert ask("berlin-org", model="auto") == berlin  # a router's local pick uses it too
     with pytest.raises(openai.NotFoundError) as info:
         ask("ghost")
     assert info.value.code == "adapter_not_found"

@@ -133,7 +133,9 @@ class HybridRouter:
             user = req.user or f"key:{principal.key_id}"
             chosen = sticky_pick(self.spec.medium, f"{self.name}:{user}")
         rest = [m for m in self.spec.fallback_models if m != chosen]
-        return [self.routes[m] for m in [chosen, *dict.fromkeys(rest)]], complexity
+        adapter = principal.tenant.default_adapter  # a local base answers with the tenant's own
+        chain = [self.routes[m] for m in [chosen, *dict.fromkeys(rest)]]
+        return [self.models.with_adapter(r, adapter) for r in chain], complexity
 
     async def chat(
         self,
