@@ -13,7 +13,7 @@ EXTRAS := postgres,train,ecg,llm,dev
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv install run lint test bench clean distclean
+.PHONY: help venv install run lint test bench bench-gateway clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,12 @@ test: $(STAMP) ## start PostgreSQL and Redis, lint, then pytest (extra args: PYT
 
 bench: $(STAMP) ## predict-endpoint benchmark (extra args: BENCH_ARGS=...)
 	$(BIN)/python bench/predict.py $(BENCH_ARGS)
+
+# wrk (the load generator) comes from Debian; LiteLLM and Portkey are installed by the script
+# itself into bench/.venvs and bench/.node (pinned, outside .venv).
+bench-gateway: $(STAMP) ## LLM gateway vs LiteLLM and Portkey in one run (extra args: BENCH_ARGS=...)
+	@command -v wrk >/dev/null || $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y wrk
+	$(BIN)/python bench/gateway.py $(BENCH_ARGS)
 
 clean: ## remove caches and build outputs (keeps .venv and var/)
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

@@ -112,6 +112,30 @@ def max_rps(result: Result) -> float:
     return max(p["rps"] for p in result["points"])
 
 
+def median_cpu(result: Result) -> float | None:
+    cpus = sorted(p["server_cpu_ms"] for p in result["points"] if p["server_cpu_ms"] is not None)
+    return cpus[len(cpus) // 2] if cpus else None
+
+
+def ratios(results: dict[str, Result]) -> dict[str, dict[str, float]]:
+    """Ours ÷ each peer: max req/s, and CPU per request the other way round (peer ÷ ours,
+    the median over the concurrency points): the second holds up better when other work
+    shares the cores, since it does not depend on how much CPU each server was given."""
+    me = results.get("ours")
+    out: dict[str, dict[str, float]] = {}
+    if me is None or "error" in me:
+        return out
+    for peer in ("litellm", "portkey"):
+        other = results.get(peer)
+        if other is None or "error" in other:
+            continue
+        out[peer] = {"max_rps": max_rps(me) / max_rps(other)}
+        mine, theirs = median_cpu(me), median_cpu(other)
+        if mine and theirs:
+            out[peer]["cpu_per_request"] = theirs / mine
+    return out
+
+
 def verdicts(results: dict[str, Result]) -> list[tuple[str, bool, str]]:
     """TARGETS.md, LLM gateway section, for our gateway."""
     me = results.get("ours")
@@ -182,6 +206,14 @@ def main() -> int:
         if name != "direct" and "error" not in r:
             _added(r, results["direct"])
     table(results)
+    ratio = ratios(results)
+    print()
+    for peer, r in ratio.items():
+        cpu = r.get("cpu_per_request")
+        print(
+            f"ours / {peer}: max req/s {r['max_rps']:.1f}x; "
+            f"CPU per request {peer} / ours {_fmt(cpu, '.1f')}x"
+        )
     checks = verdicts(results)
     print()
     for label, ok, value in checks:
@@ -193,6 +225,7 @@ def main() -> int:
         "machine": info,
         "settings": {k: str(v) for k, v in vars(args).items()},
         "results": results,
+        "ratios": ratio,
         "targets": [{"check": c, "pass": ok, "value": v} for c, ok, v in checks],
         "max_machine_busy": max(busy, default=0.0),
     }

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import math
 import resource
 import subprocess
 import tempfile
@@ -138,6 +139,7 @@ def run_point(target: Target, concurrency: int, seconds: float, warmup_s: float)
     with lua_script(target) as script:
         if warmup_s > 0:
             _wrk(target, script, concurrency, warmup_s)
+            prime(target, n=1)  # queued behind what the warmup left in flight: waits it out
         cpu0 = cpu_seconds(target.pids)
         busy0, all0 = _busy()
         kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -145,7 +147,19 @@ def run_point(target: Target, concurrency: int, seconds: float, warmup_s: float)
         kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy1, all1 = _busy()
         cpu1 = cpu_seconds(target.pids)
-    n = max(1, r["requests"])
+    n = r["requests"]
+    if n == 0:  # nothing finished inside the window: no latency, no CPU figure
+        return Point(
+            concurrency,
+            0.0,
+            math.nan,
+            math.nan,
+            0,
+            r["socket_errors"] + r["non2xx"] + 1,
+            None,
+            0.0,
+            (busy1 - busy0) / max(1e-9, all1 - all0),
+        )
     client = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     server = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) * 1000 / n
     return Point(
