@@ -13,7 +13,7 @@ EXTRAS := postgres,train,ecg,llm,data,presidio,deploy,dev
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv install run lint test bench bench-llm deploy-check deploy-smoke clean distclean
+.PHONY: help venv install run lint test bench bench-llm bench-gateway deploy-check deploy-smoke clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ deploy-smoke: $(STAMP) ## build the gateway image with podman, run it, predict, 
 
 bench-llm: $(STAMP) ## in-process LLM backend vs plain model.generate, tokens/s (BENCH_ARGS=...)
 	$(BIN)/python bench/llm_local.py $(BENCH_ARGS)
+
+# wrk (the load generator) comes from Debian; LiteLLM and Portkey are installed by the script
+# itself into bench/.venvs and bench/.node (pinned, outside .venv).
+bench-gateway: $(STAMP) ## LLM gateway vs LiteLLM and Portkey in one run (extra args: BENCH_ARGS=...)
+	@command -v wrk >/dev/null || $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y wrk
+	$(BIN)/python bench/gateway.py $(BENCH_ARGS)
 
 clean: ## remove caches and build outputs (keeps .venv and var/)
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

@@ -1,210 +1,238 @@
 #!/usr/bin/env python3
-"""Added latency of the LLM gateway over calling its upstream directly (a skeleton).
+"""The LLM gateway against LiteLLM's proxy and Portkey's gateway, in one run.
 
-One command, from the repository root::
+One command, from the repository root (``make bench-gateway``)::
 
-    .venv/bin/python bench/gateway.py [--requests N] [--concurrency 1 16]
+    .venv/bin/python bench/gateway.py [--duration 5] [--concurrency 1 16 64] [--strict]
 
-All on 127.0.0.1, each server in its own process:
-1. the fake OpenAI-compatible upstream of the tests (``tests/fake_upstream.py``);
-2. a fresh ``PARAMSTACK_HOME``: schema, a tenant with rate limits and a daily token quota
-   high enough never to refuse (so the limiter runs on every request), a price, an API key;
-3. ``paramstack serve`` with that home and a model table routing ``bench-chat`` upstream.
-Then, per concurrency, the same small non-streaming chat body ``--requests`` times straight to
-the upstream and through the gateway (key auth, limits, quota reservation, ledger all on),
-with pre-encoded HTTP/1.1 keep-alive requests on asyncio streams (the client's own cost is
-tiny and the same for both). Prints p50/p99, req/s, and added latency = gateway - direct.
-Then the median time to the first streamed chunk at concurrency 1, direct and through.
-Not done yet: CPU per request, LiteLLM and Portkey in the same run (see TARGETS.md).
+All on 127.0.0.1, each server in its own process, one after the other against the same fast
+fake upstream (``gwbench/upstream.py``), with the same small chat body and the same load
+generator (``wrk``, one thread, keep-alive): for each concurrency req/s, p50/p99, errors and
+the added latency over calling the upstream directly; the server's CPU time per request from
+its process counters; then streams (first-chunk latency and failed streams) at every
+concurrency. Prints a table with ours ÷ peer ratios, checks TARGETS.md, and writes
+``bench/results/gateway.json``. Peers are installed on first use (pinned, outside our
+virtualenv, see ``gwbench/peers.py``); one that fails is reported and the rest still runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
+import datetime
+import math
 import os
-import socket
-import subprocess
+import platform
+import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import orjson
+import psutil
+
+sys.path.insert(0, str(Path(__file__).with_name("gwbench")))
+from load import Target, prime, run_point, stream_point
+from peers import PeerUnavailable, litellm, ours, portkey, upstream
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-CHAT = {"model": "bench-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-BODY = orjson.dumps(CHAT)
-STREAM_BODY = orjson.dumps({**CHAT, "stream": True, "stream_options": {"include_usage": True}})
+PEERS: dict[str, Callable[[str, Path], AbstractContextManager[Target]]] = {
+    "ours": ours,
+    "litellm": litellm,
+    "portkey": portkey,
+}
+Result = dict[str, Any]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def measure(target: Target, args: argparse.Namespace) -> Result:
+    print(f"== {target.name}", flush=True)
+    prime(target)
+    points = []
+    for c in args.concurrency:
+        p = run_point(target, c, args.duration, args.warmup)
+        points.append(p.as_dict())
+        cpu = f"{p.server_cpu_ms:.3f}" if p.server_cpu_ms is not None else "?"
+        print(
+            f"   c={c:<3} {p.rps:>8.0f} req/s  p50 {p.p50_ms:7.2f}  p99 {p.p99_ms:7.2f} ms  "
+            f"errors {p.errors}  server CPU {cpu} ms/req  wrk CPU {p.client_cpu_ms:.3f} ms/req  "
+            f"machine busy {p.machine_busy:.0%}",
+            flush=True,
+        )
+    streams = []
+    for c in args.concurrency:
+        s = stream_point(target, c, args.stream_requests)
+        streams.append(s)
+        print(
+            f"   stream c={c:<3} first chunk p50 {s['first_chunk_p50_ms']:.2f}  "
+            f"p99 {s['first_chunk_p99_ms']:.2f} ms  failed {s['errors']}/{s['streams']}",
+            flush=True,
+        )
+    return {"name": target.name, "points": points, "streams": streams}
 
 
-def wait_for(port: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
+def _added(result: Result, direct: Result) -> None:
+    for p, d in zip(result["points"], direct["points"], strict=True):
+        p["added_p50_ms"] = p["p50_ms"] - d["p50_ms"]
+        p["added_p99_ms"] = p["p99_ms"] - d["p99_ms"]
+    for s, d in zip(result["streams"], direct["streams"], strict=True):
+        s["added_first_chunk_p50_ms"] = s["first_chunk_p50_ms"] - d["first_chunk_p50_ms"]
 
 
-@contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], port: int) -> Iterator[None]:
-    proc = subprocess.Popen(args, cwd=ROOT, env=env)
-    try:
-        wait_for(port)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(30)
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def prepare_home(home: Path, upstream_url: str) -> tuple[dict[str, str], str]:
-    from decimal import Decimal
-
-    from paramstack.config import Settings
-    from paramstack.registry import api_keys, tenants
-    from paramstack.registry.api_keys import KeySpec
-    from paramstack.registry.key_material import resolve_pepper
-    from paramstack.registry.tenants import TenantSpec
-    from paramstack.store import migrate
-    from paramstack.store.engine import make_engine, session_factory, transaction
-
-    models = home / "models.yaml"
-    home.mkdir(parents=True, exist_ok=True)
-    models.write_text(
-        orjson.dumps(
-            {"models": [{"name": "bench-chat", "base_url": upstream_url, "upstream_model": "m"}]}
-        ).decode()  # JSON is YAML
-    )
-    settings = Settings(home=home)
-    engine = make_engine(settings.resolved_database_url)
-    migrate.upgrade(engine)
-    with transaction(session_factory(engine)) as s:
-        limits = {"requests_per_second": 1_000_000, "tokens_per_day": 10**12}
-        tenants.create_tenant(s, TenantSpec(id="bench", name="Bench", **limits))  # type: ignore[arg-type]
-        tenants.set_price(s, "bench", "bench-chat", Decimal("0.5"), Decimal("1.5"))
-        key = api_keys.create_key(s, "bench", KeySpec(), resolve_pepper(settings)).plaintext
-    engine.dispose()
-    env = {**os.environ, "PARAMSTACK_HOME": str(home), "PARAMSTACK_LLM_MODELS_FILE": str(models)}
-    return env, key
-
-
-def request_bytes(port: int, path: str, key: str | None, body: bytes = BODY) -> bytes:
-    auth = f"authorization: Bearer {key}\r\n" if key else ""
-    head = (
-        f"POST {path} HTTP/1.1\r\nhost: {HOST}:{port}\r\ncontent-type: application/json\r\n"
-        f"{auth}content-length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def first_chunk_ms(port: int, raw: bytes, n: int) -> float:
-    """Median time to the first streamed event (chunked SSE), one connection, sequential."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    times: list[float] = []
-    try:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            seen = False
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200") or b"chunked" not in head.lower():
-                raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    break
-                piece = await reader.readexactly(size + 2)
-                if not seen and piece.startswith(b"data: {"):
-                    times.append((time.perf_counter() - t0) * 1000)
-                    seen = True
-    finally:
-        writer.close()
-    times.sort()
-    return times[len(times) // 2]
-
-
-async def worker(port: int, raw: bytes, n: int, out: list[float]) -> None:
-    reader, writer = await asyncio.open_connection(HOST, port)
-    try:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
+def table(results: dict[str, Result]) -> None:
+    print("\ngateway            c    req/s  p50 ms  p99 ms  +p50 ms  +p99 ms  CPU ms/req  errors")
+    for r in results.values():
+        if "error" in r:
+            print(f"{r['name']:<16} unavailable: {r['error'].splitlines()[0]}")
+            continue
+        for p in r["points"]:
+            print(
+                f"{r['name']:<16} {p['concurrency']:>3} {p['rps']:>8.0f} {p['p50_ms']:>7.2f} "
+                f"{p['p99_ms']:>7.2f} {_fmt(p.get('added_p50_ms'), '>8.2f')} "
+                f"{_fmt(p.get('added_p99_ms'), '>8.2f')} {_fmt(p['server_cpu_ms'], '>11.3f')} "
+                f"{p['errors']:>7}"
             )
-            await reader.readexactly(length)
-            out.append((time.perf_counter() - t0) * 1000)
-    finally:
-        writer.close()
+    print("\nstreaming          c  first p50  first p99  +p50 ms  failed")
+    for r in results.values():
+        for s in r.get("streams", []):
+            print(
+                f"{r['name']:<16} {s['concurrency']:>3} {_fmt(s['first_chunk_p50_ms'], '>9.2f')}"
+                f"  {_fmt(s['first_chunk_p99_ms'], '>9.2f')} "
+                f"{_fmt(s.get('added_first_chunk_p50_ms'), '>8.2f')} "
+                f"{s['errors']:>4}/{s['streams']}"
+            )
 
 
-async def measure(port: int, raw: bytes, requests: int, concurrency: int) -> dict[str, float]:
-    await asyncio.gather(*(worker(port, raw, 20, []) for _ in range(concurrency)))  # warmup
-    latencies: list[float] = []
-    t0 = time.perf_counter()
-    per = max(1, requests // concurrency)
-    await asyncio.gather(*(worker(port, raw, per, latencies) for _ in range(concurrency)))
-    wall = time.perf_counter() - t0
-    latencies.sort()
+def max_rps(result: Result) -> float:
+    return max(p["rps"] for p in result["points"])
+
+
+def median_cpu(result: Result) -> float | None:
+    cpus = sorted(p["server_cpu_ms"] for p in result["points"] if p["server_cpu_ms"] is not None)
+    return cpus[len(cpus) // 2] if cpus else None
+
+
+def ratios(results: dict[str, Result]) -> dict[str, dict[str, float]]:
+    """Ours ÷ each peer: max req/s, and CPU per request the other way round (peer ÷ ours,
+    the median over the concurrency points): the second holds up better when other work
+    shares the cores, since it does not depend on how much CPU each server was given."""
+    me = results.get("ours")
+    out: dict[str, dict[str, float]] = {}
+    if me is None or "error" in me:
+        return out
+    for peer in ("litellm", "portkey"):
+        other = results.get(peer)
+        if other is None or "error" in other:
+            continue
+        out[peer] = {"max_rps": max_rps(me) / max_rps(other)}
+        mine, theirs = median_cpu(me), median_cpu(other)
+        if mine and theirs:
+            out[peer]["cpu_per_request"] = theirs / mine
+    return out
+
+
+def verdicts(results: dict[str, Result]) -> list[tuple[str, bool, str]]:
+    """TARGETS.md, LLM gateway section, for our gateway."""
+    me = results.get("ours")
+    if me is None or "error" in me:
+        return []
+    c1 = next(p for p in me["points"] if p["concurrency"] == 1) if me["points"] else None
+    out: list[tuple[str, bool, str]] = []
+    for peer, factor in (("portkey", 2), ("litellm", 30)):
+        other = results.get(peer)
+        if other is not None and "error" not in other:
+            ratio = max_rps(me) / max_rps(other)
+            out.append((f"max req/s >= {factor}x {peer}", ratio >= factor, f"{ratio:.1f}x"))
+    if c1 is not None and "added_p50_ms" in c1:
+        out.append(("added p50 < 1 ms at c=1", c1["added_p50_ms"] < 1, f"{c1['added_p50_ms']:.2f}"))
+        out.append(("added p99 < 5 ms at c=1", c1["added_p99_ms"] < 5, f"{c1['added_p99_ms']:.2f}"))
+    cpus = [p["server_cpu_ms"] for p in me["points"] if p["server_cpu_ms"] is not None]
+    if cpus:
+        out.append(("CPU per request < 0.7 ms (worst point)", max(cpus) < 0.7, f"{max(cpus):.3f}"))
+    s1 = next((s for s in me["streams"] if s["concurrency"] == 1), None)
+    if s1 is not None and "added_first_chunk_p50_ms" in s1:
+        added = s1["added_first_chunk_p50_ms"]
+        out.append(("stream first chunk < 1 ms added at c=1", added < 1, f"{added:.2f}"))
+    failed = sum(s["errors"] for s in me["streams"])
+    out.append(("no failed stream at any concurrency", failed == 0, str(failed)))
+    out.append(("no failed request", sum(p["errors"] for p in me["points"]) == 0, ""))
+    return out
+
+
+def machine() -> dict[str, Any]:
     return {
-        "p50_ms": latencies[len(latencies) // 2],
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "rps": len(latencies) / wall,
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "wrk": shutil.which("wrk"),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per point")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each point")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--stream-requests", type=int, default=400, help="streams per point")
+    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gateway.json")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args()
-    up_port, gw_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="paramstack-bench-") as tmp:
-        env, key = prepare_home(Path(tmp) / "home", f"http://{HOST}:{up_port}/v1")
-        upstream = [sys.executable, "-m", "tests.fake_upstream", str(up_port)]
-        serve = [sys.executable, "-m", "paramstack", "serve", "--port", str(gw_port)]
-        with process(upstream, env, up_port), process(serve, env, gw_port):
-            direct = request_bytes(up_port, "/v1/chat/completions", None)
-            gateway = request_bytes(gw_port, "/v1/chat/completions", key)
-            print(f"{'concurrency':>11} {'path':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
-            for c in args.concurrency:
-                d = asyncio.run(measure(up_port, direct, args.requests, c))
-                g = asyncio.run(measure(gw_port, gateway, args.requests, c))
-                for name, r in (("direct", d), ("gateway", g)):
-                    print(
-                        f"{c:>11} {name:>8} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                        f"{r['rps']:>8.0f}"
-                    )
-                print(
-                    f"{c:>11} {'added':>8} {g['p50_ms'] - d['p50_ms']:>8.2f} "
-                    f"{g['p99_ms'] - d['p99_ms']:>8.2f}   gateway/direct req/s "
-                    f"{g['rps'] / d['rps']:.2f}"
-                )
-            stream_direct = request_bytes(up_port, "/v1/chat/completions", None, STREAM_BODY)
-            stream_gw = request_bytes(gw_port, "/v1/chat/completions", key, STREAM_BODY)
-            d_first = asyncio.run(first_chunk_ms(up_port, stream_direct, 500))
-            g_first = asyncio.run(first_chunk_ms(gw_port, stream_gw, 500))
-            print(
-                f"streaming, concurrency 1: first chunk p50 direct {d_first:.2f} ms, "
-                f"gateway {g_first:.2f} ms, added {g_first - d_first:.2f} ms"
-            )
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: `apt-get install wrk` (make bench-gateway does it)")
+        return 2
+    info = machine()
+    results: dict[str, Result] = {}
+    with tempfile.TemporaryDirectory(prefix="paramstack-gwbench-") as tmp:
+        work = Path(tmp)
+        with upstream(work) as direct:
+            url = f"http://127.0.0.1:{direct.port}/v1"
+            results["direct"] = measure(direct, args)
+            for name in args.peers:
+                try:
+                    with PEERS[name](url, work) as target:
+                        results[name] = measure(target, args)
+                except (PeerUnavailable, RuntimeError, OSError) as exc:
+                    print(f"!! {name} unavailable: {exc}", flush=True)
+                    results[name] = {"name": name, "error": str(exc)}
+    for name, r in results.items():
+        if name != "direct" and "error" not in r:
+            _added(r, results["direct"])
+    table(results)
+    ratio = ratios(results)
+    print()
+    for peer, r in ratio.items():
+        cpu = r.get("cpu_per_request")
+        print(
+            f"ours / {peer}: max req/s {r['max_rps']:.1f}x; "
+            f"CPU per request {peer} / ours {_fmt(cpu, '.1f')}x"
+        )
+    checks = verdicts(results)
+    print()
+    for label, ok, value in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {label}: {value}")
+    busy = [p["machine_busy"] for r in results.values() for p in r.get("points", [])]
+    info["cpu_percent_other"] = psutil.cpu_percent(interval=0.5)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "machine": info,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "results": results,
+        "ratios": ratio,
+        "targets": [{"check": c, "pass": ok, "value": v} for c, ok, v in checks],
+        "max_machine_busy": max(busy, default=0.0),
+    }
+    args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(f"\nwritten {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 1 if args.strict and not all(ok for _, ok, _ in checks) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

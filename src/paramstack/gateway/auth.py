@@ -3,7 +3,9 @@
 Authentication reads the in-memory ``KeyRing`` on ``app.state`` (rebuilt by the registry
 refresh loop), so the request path does no database I/O. Every failure is the same 401 in
 OpenAI's shape (``InvalidApiKey``), whatever the cause, so callers cannot probe for keys.
-``HTTPBearer`` is used only so the OpenAPI schema documents the scheme; it never raises.
+The dependency is an ``HTTPBearer`` subclass so the OpenAPI schema documents the scheme (as
+``HTTPBearer``) while FastAPI solves one dependency per request instead of two nested ones
+(measured: the nested pair was most of FastAPI's per-request dependency cost).
 """
 
 from __future__ import annotations
@@ -11,19 +13,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from paramstack.registry.key_ring import KeyRing, Principal
 
-bearer_scheme = HTTPBearer(auto_error=False, description="A paramstack API key (psk_…).")
+
+class BearerPrincipal(HTTPBearer):
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        credentials = await super().__call__(request)  # None when absent or not Bearer
+        ring: KeyRing = request.app.state.key_ring
+        return ring.authenticate(credentials.credentials if credentials is not None else None)
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal:
-    ring: KeyRing = request.app.state.key_ring
-    return ring.authenticate(credentials.credentials if credentials is not None else None)
+bearer_scheme = BearerPrincipal(
+    auto_error=False, scheme_name="HTTPBearer", description="A paramstack API key (psk_…)."
+)
 
-
-CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+CurrentPrincipal = Annotated[Principal, Depends(bearer_scheme)]

@@ -142,6 +142,7 @@ class OpenAIServing:
         self.created = int(time.time())
         self.metrics = metrics
         self.routers = RouterTable(models, metrics)
+        self._published: dict[str, str] = {}  # breaker states already set on the gauge
         if metrics is not None:
             models.observe_retries(lambda model: metrics.retries.labels(model).inc())
 
@@ -150,7 +151,9 @@ class OpenAIServing:
         each scrape (open turns half-open with time alone)."""
         if self.metrics is not None:
             for model, state in self.models.breaker_states().items():
-                self.metrics.observe_breaker(model, state)
+                if self._published.get(model) != state:  # a gauge keeps its last value
+                    self.metrics.observe_breaker(model, state)
+                    self._published[model] = state
 
     def attest(self, call: _Call, texts: list[str]) -> dict[str, Any] | None:
         """Sign what the caller received (after the guard); None when signing is off."""

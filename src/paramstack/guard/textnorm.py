@@ -165,7 +165,17 @@ def _table(leet: bool) -> npt.NDArray[np.uint32]:
     return table
 
 
+@lru_cache(maxsize=2)
+def _ascii_table(leet: bool) -> bytes | None:
+    """The ASCII rows of ``_table`` for ``bytes.translate``; None if one maps outside ASCII."""
+    rows = [int(cp) for cp in _table(leet)[:128]]
+    return bytes(rows) + bytes(range(128, 256)) if max(rows) < 128 else None
+
+
 def _map(text: str, leet: bool) -> str:
+    if text.isascii() and (ascii_rows := _ascii_table(leet)) is not None:
+        # most prompts: one C call instead of six numpy passes (~2 µs instead of ~25)
+        return text.encode("ascii").translate(ascii_rows).decode("ascii")
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     table = _table(leet)
     inside = codes < _BMP

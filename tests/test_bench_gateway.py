@@ -1,0 +1,62 @@
+"""The gateway benchmark's own parts: its fast fake upstream is OpenAI-compatible (checked with
+the official SDK), its streaming client counts what it should, and a peer that dies at start
+is reported with its reason instead of hanging the run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import openai
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "gwbench"))
+from load import stream_point
+from peers import PeerUnavailable, running, upstream
+
+
+def test_fast_upstream_speaks_openai(tmp_path: Path) -> None:
+    with upstream(tmp_path) as target:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{target.port}/v1", api_key="x")
+        messages = [{"role": "user", "content": "hi there"}]
+        whole = client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+        assert whole.choices[0].message.content == "Merhaba from the fake upstream"
+        assert whole.usage is not None
+        assert (whole.usage.prompt_tokens, whole.usage.completion_tokens) == (4, 5)
+        chunks = list(
+            client.chat.completions.create(
+                model="m",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == "Merhaba from the fake upstream"
+        assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 9
+
+
+def test_stream_client_times_every_stream(tmp_path: Path) -> None:
+    with upstream(tmp_path) as target:
+        result = stream_point(target, concurrency=4, requests=40)
+    assert result["streams"] == 40 and result["errors"] == 0
+    assert 0 < result["first_chunk_p50_ms"] <= result["first_chunk_p99_ms"] < 1000
+
+
+def test_stream_client_counts_failures(tmp_path: Path) -> None:
+    with upstream(tmp_path) as target:
+        target.stream_body = b"not json"  # the upstream answers 400
+        result = stream_point(target, concurrency=2, requests=10)
+    assert result["errors"] == 10
+    assert result["error_kinds"] == {"HTTP/1.1 400 Bad Request": 10}
+
+
+def test_a_peer_that_dies_at_start_is_reported(tmp_path: Path) -> None:
+    args = [sys.executable, "-c", "import sys; print('no config here'); sys.exit(3)"]
+    log = tmp_path / "peer.log"
+    with (
+        pytest.raises(PeerUnavailable, match="exited with code 3") as info,
+        running(args, {}, 1, "/", log, timeout_s=20),
+    ):
+        pass
+    assert "no config here" in str(info.value)
