@@ -37,6 +37,7 @@ from paramstack.gateway.openai_protocol import (
 )
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
+from paramstack.gateway.traffic import Pick, TrafficTable
 from paramstack.gateway.usage_ledger import ledger_row
 from paramstack.guard.pii import MaskSession
 from paramstack.registry.key_ring import Principal
@@ -55,6 +56,7 @@ class _Call:
         route: ModelRoute,
         request_id: str,
         input_sha256: str,
+        pick: Pick | None = None,
     ) -> None:
         self.serving = serving
         self.principal = principal
@@ -63,6 +65,9 @@ class _Call:
         self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
+        self.pick = pick
+        # the ledger's routing JSON: each routing step adds its own key
+        self.routing: dict[str, Any] = {"traffic": pick.routing()} if pick else {}
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -86,6 +91,8 @@ class _Call:
         if metrics is not None:
             metrics.latency.labels(self.route.name).observe(time.perf_counter() - self.t0)
             self.serving.observe_breakers()
+        if self.pick is not None and self.serving.traffic is not None:
+            self.serving.traffic.observe(self.pick, time.perf_counter() - self.t0, status_code)
         reservation = self.admission.reservation
         if reservation is not None:
             if usage is not None:
@@ -106,6 +113,7 @@ class _Call:
             latency_ms=(time.perf_counter() - self.t0) * 1000,
             status=status,
             status_code=status_code,
+            routing=orjson.dumps(self.routing).decode() if self.routing else None,
         )
         self.serving.logs.submit(UsageRecord, row)
         if self.serving.metrics is not None:  # after submit: a full queue's 503 is not counted
@@ -129,8 +137,10 @@ class OpenAIServing:
         guard: ChatGuard | None = None,
         attestor: Attestor | None = None,
         metrics: LlmMetrics | None = None,
+        traffic: TrafficTable | None = None,
     ) -> None:
         self.models = models
+        self.traffic = traffic
         self.limiter = limiter
         self.logs = logs
         self.guard = guard
@@ -178,12 +188,27 @@ class OpenAIServing:
         return self.guard.stream(session, call.principal.tenant.domain)
 
     def list_models(self) -> ModelList:
-        return ModelList(
-            data=[
-                ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
-                for r in self.models.routes()
-            ]
-        )
+        cards = [
+            ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+            for r in self.models.routes()
+        ]
+        known = {r.name for r in self.models.routes()}
+        splits = self.traffic.splits() if self.traffic is not None else []
+        cards += [
+            ModelCard(id=s.name, created=self.created, owned_by="paramstack")
+            for s in splits
+            if s.name not in known
+        ]
+        return ModelList(data=cards)
+
+    def _resolve(
+        self, model: str, capability: str, user: str | None, principal: Principal
+    ) -> tuple[ModelRoute, Pick | None]:
+        """A traffic split (A/B, canary) picks its sticky arm before the model is resolved."""
+        pick = None
+        if self.traffic is not None:
+            pick = self.traffic.pick(model, user or principal.key_prefix)
+        return self.models.resolve(pick.target if pick else model, capability), pick
 
     async def chat(
         self,
@@ -193,14 +218,14 @@ class OpenAIServing:
         request_id: str,
         input_sha256: str = "",
     ) -> Response:
-        route = self.models.resolve(req.model, "chat")
+        route, pick = self._resolve(req.model, "chat", req.user, principal)
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
         if limit is None:
             limit = route.max_output_tokens
             body["max_tokens"] = limit
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id, input_sha256)
+        call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
         backend = route.backend
@@ -215,13 +240,13 @@ class OpenAIServing:
         request_id: str,
         input_sha256: str = "",
     ) -> Response:
-        route = self.models.resolve(req.model, "completions")
+        route, pick = self._resolve(req.model, "completions", req.user, principal)
         body = req.model_dump(exclude_unset=True)
         if req.max_tokens is None:
             body["max_tokens"] = route.max_output_tokens
         body["model"] = route.upstream_model
         prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
-        call = _Call(self, principal, route, request_id, input_sha256)
+        call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
         backend = route.backend
@@ -238,10 +263,10 @@ class OpenAIServing:
         request_id: str,
         input_sha256: str = "",
     ) -> Response:
-        route = self.models.resolve(req.model, "embeddings")
+        route, pick = self._resolve(req.model, "embeddings", req.user, principal)
         body = req.model_dump(exclude_unset=True)
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id, input_sha256)
+        call = _Call(self, principal, route, request_id, input_sha256, pick)
         self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
         return await self._whole(call, route.backend.embeddings, body, None, signed=False)
