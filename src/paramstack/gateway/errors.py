@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from paramstack.errors import InvalidInput, NotFound, ParamstackError
 
@@ -36,6 +37,17 @@ def _from_validation(exc: RequestValidationError) -> InvalidInput:
     return InvalidInput(f"{where}: {message}" if where else message, param=where or None)
 
 
+def _allowed(request: Request) -> str:
+    """Every method of every route on this path: Starlette's 405 names only the first route's,
+    wrong when one path has several routes (``GET`` and ``POST /v1/admin/tenants``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_paramstack(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ParamstackError)
@@ -55,6 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
         err = cls(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
         response = error_response(err, request, exc.status_code)
         response.headers.update(exc.headers or {})  # e.g. the Allow header of a 405
+        if exc.status_code == 405:
+            response.headers["allow"] = _allowed(request)
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

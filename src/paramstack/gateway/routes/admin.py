@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
+from paramstack.errors import InvalidInput
 from paramstack.gateway.admin_auth import AdminActor
 from paramstack.gateway.schemas import ErrorResponse
 from paramstack.registry import api_keys, tenants
@@ -27,7 +28,18 @@ from paramstack.registry.tenants import TenantSpec
 from paramstack.store.engine import transaction
 
 T = TypeVar("T")
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+async def known_query_only(request: Request) -> None:
+    """A misspelt ``?tennant=`` must not silently list everything: unknown parameters are 400."""
+    route = request.scope.get("route")
+    declared = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise InvalidInput(f"unknown query parameter {unknown[0][:64]!r}", param=unknown[0][:64])
+
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(known_query_only)])
 
 _ERRORS = {
     400: "Malformed request",

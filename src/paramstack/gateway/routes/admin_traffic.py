@@ -16,20 +16,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from paramstack.errors import Conflict, InvalidInput
 from paramstack.gateway import traffic_ops
 from paramstack.gateway.admin_auth import AdminActor
-from paramstack.gateway.routes.admin import ERRORS, Strict
+from paramstack.gateway.routes.admin import ERRORS, Strict, known_query_only
 from paramstack.gateway.traffic import TrafficTable
 from paramstack.registry import traffic as registry
 from paramstack.registry.traffic import SplitSpec
 from paramstack.registry.traffic_stats import arm_usage
 from paramstack.store.traffic_tables import SplitKind
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(known_query_only)])
 
 ALERT_LABEL = "paramstack_model"
 SplitName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
