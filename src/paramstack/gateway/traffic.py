@@ -102,7 +102,9 @@ class TrafficTable:
     ) -> None:
         self.metrics = metrics
         self._splits: dict[str, SplitView] = {}
-        self._samples: dict[tuple[int, str], deque[tuple[float, float, bool]]] = {}
+        # (split id, revision, arm) -> (time, latency ms, failed): a split set again starts
+        # a fresh window, so calls from before a rollback never count against the next run
+        self._samples: dict[tuple[int, int, str], deque[tuple[float, float, bool]]] = {}
         self._lock = threading.Lock()
         self._rng = rng or random.Random()
         self._clock = clock
@@ -117,12 +119,20 @@ class TrafficTable:
                 v = mine  # our rollback committed after this snapshot was read
             merged[name] = v
         self._splits = merged
+        self._forget_old_samples()
         self._publish()
 
     def apply(self, split: SplitView) -> None:
         """A change made by this process, effective at once (before the next snapshot)."""
         self._splits = {**self._splits, split.name: split}
+        self._forget_old_samples()
         self._publish()
+
+    def _forget_old_samples(self) -> None:
+        current = {(s.id, s.revision) for s in self._splits.values()}
+        with self._lock:
+            for key in [k for k in self._samples if k[:2] not in current]:
+                del self._samples[key]
 
     def _publish(self) -> None:
         if self.metrics is not None:
@@ -154,7 +164,7 @@ class TrafficTable:
             if error:
                 self.metrics.errors.labels(name, arm).inc()
         with self._lock:
-            key = (pick.split.id, arm)
+            key = (pick.split.id, pick.split.revision, arm)
             samples = self._samples.get(key)
             if samples is None:
                 samples = self._samples[key] = deque(maxlen=MAX_SAMPLES)
@@ -164,7 +174,7 @@ class TrafficTable:
         """The arm's calls in the split's sliding window (older samples are dropped)."""
         horizon = self._clock() - split.window_s
         with self._lock:
-            samples = self._samples.get((split.id, arm))
+            samples = self._samples.get((split.id, split.revision, arm))
             if not samples:
                 return Window(0, 0, None)
             while samples and samples[0][0] < horizon:

@@ -23,7 +23,7 @@ from paramstack.registry import traffic as registry
 from paramstack.registry.traffic import SplitView
 from paramstack.store.audit_tables import AuditEntry
 from paramstack.store.engine import transaction
-from paramstack.store.traffic_tables import TrafficSplit
+from paramstack.store.traffic_tables import SplitKind, TrafficSplit
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,14 @@ async def rollback(
     reason: str,
     actor: str,
     trigger: str,
+    canary_only: bool = False,
 ) -> dict[str, Any]:
-    described = await change_split(
-        factory,
-        table,
-        logs,
-        lambda s: registry.rollback(s, name, actor=actor, reason=reason),
-        action="rollback",
-        actor=actor,
-    )
+    def change(session: Session) -> TrafficSplit:
+        if canary_only and registry.get_split(session, name).kind != SplitKind.CANARY:
+            raise Conflict(f"split {name!r} is not a canary", code="not_a_canary")
+        return registry.rollback(session, name, actor=actor, reason=reason)
+
+    described = await change_split(factory, table, logs, change, action="rollback", actor=actor)
     if table.metrics is not None:
         table.metrics.rollbacks.labels(name, trigger).inc()
     log.warning("traffic split %s rolled back by %s: %s", name, actor, reason)

@@ -19,7 +19,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from paramstack.errors import Conflict, InvalidInput
+from paramstack.errors import Conflict, InvalidInput, NotFound
 from paramstack.gateway import traffic_ops
 from paramstack.gateway.admin_auth import AdminActor
 from paramstack.gateway.routes.admin import ERRORS, Strict, known_query_only
@@ -205,27 +205,18 @@ async def alertmanager(
     for alert in payload.alerts:
         name = alert.labels.get(ALERT_LABEL, "")[:128]
         alertname = alert.labels.get("alertname", "alert")[:128]
-        split = table.get(name)
-        why = None
-        if alert.status != "firing":
-            why = f"status {alert.status[:32]}"
-        elif split is None:
-            why = f"no traffic split named by label {ALERT_LABEL}"
-        elif split.kind != SplitKind.CANARY:
-            why = "not a canary"
-        elif name in rolled_back or split.status != "running":
-            why = f"split is {'rolled_back' if name in rolled_back else split.status}"
-        if why is not None:
+        if alert.status != "firing" or not name:
+            why = f"status {alert.status[:32]}" if name else f"no {ALERT_LABEL} label"
             ignored.append({"alert": alertname, "model": name, "reason": why})
             continue
         summary = alert.annotations.get("summary", "")[:300]
         reason = f"Alertmanager alert {alertname} firing" + (f": {summary}" if summary else "")
         try:
             await traffic_ops.rollback(
-                factory, table, logs, name,
-                reason=reason, actor="alertmanager", trigger="alertmanager",
+                factory, table, logs, name, reason=reason, actor="alertmanager",
+                trigger="alertmanager", canary_only=True,
             )  # fmt: skip
             rolled_back.append(name)
-        except Conflict as exc:  # rolled back or promoted elsewhere since our snapshot
+        except (NotFound, Conflict) as exc:  # unknown, an A/B split, or no longer running
             ignored.append({"alert": alertname, "model": name, "reason": exc.message})
     return {"rolled_back": rolled_back, "ignored": ignored}
