@@ -17,6 +17,7 @@ from paramstack.errors import InvalidInput, NotFound, ParamstackError
 log = logging.getLogger(__name__)
 
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -38,14 +39,16 @@ def _from_validation(exc: RequestValidationError) -> InvalidInput:
 
 
 def _allowed(request: Request) -> str:
-    """Every method of every route on this path: Starlette's 405 names only the first route's,
-    wrong when one path has several routes (``GET`` and ``POST /v1/admin/tenants``)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    """Every method some route serves on this path: Starlette's 405 names only the first
+    matching route's, wrong when one path has several (``GET`` and ``POST /v1/admin/tenants``).
+    Each method is tried through the public ``matches`` of the routes, so routers included
+    in any way are covered."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
