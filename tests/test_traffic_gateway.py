@@ -60,6 +60,7 @@ def test_split_honours_the_percentage_and_sticks_per_user(
     assert "chat" in listed  # the split's public name is a model clients can see
     line = f'paramstack_traffic_requests_total{{arm="candidate",split="chat"}} {candidate_calls}.0'
     assert line in metrics
+    assert 'paramstack_traffic_cost_total{arm="candidate",currency="USD",split="chat"}' in metrics
     rows = _rows(settings)
     traffic = [json.loads(r.routing or "{}")["traffic"] for r in rows]
     assert all(

@@ -40,13 +40,14 @@ def _known_models() -> list[str] | None:
     if path is None:
         return None
     import yaml
+    from pydantic import ValidationError
 
     from paramstack.gateway.model_table import ModelsFile
 
     try:
         raw = yaml.safe_load(path.read_text()) or {}
         return [m.name for m in ModelsFile.model_validate(raw).models]
-    except Exception as exc:  # a broken table is reported, not silently skipped
+    except (OSError, yaml.YAMLError, ValidationError) as exc:  # reported, never skipped
         raise InvalidInput(f"cannot read the LLM model table {path}: {exc}") from exc
 
 

@@ -86,13 +86,15 @@ class _Call:
         output settles to 0; a stream cut after it started, with no usage known, keeps its
         whole reservation, so a quota is never undercounted. The settle is shielded: it also
         runs when the client went away and the request is being cancelled."""
-        self.record(usage, status, status_code)
+        row = self.record(usage, status, status_code)
         metrics = self.serving.metrics
         if metrics is not None:
             metrics.latency.labels(self.route.name).observe(time.perf_counter() - self.t0)
             self.serving.observe_breakers()
         if self.pick is not None and self.serving.traffic is not None:
-            self.serving.traffic.observe(self.pick, time.perf_counter() - self.t0, status_code)
+            self.serving.traffic.observe(
+                self.pick, time.perf_counter() - self.t0, status_code, row["cost"], row["currency"]
+            )
         reservation = self.admission.reservation
         if reservation is not None:
             if usage is not None:
@@ -102,7 +104,7 @@ class _Call:
             with anyio.CancelScope(shield=True):
                 await self.serving.limiter.settle(reservation, spent)
 
-    def record(self, usage: Usage | None, status: str, status_code: int) -> None:
+    def record(self, usage: Usage | None, status: str, status_code: int) -> dict[str, Any]:
         row = ledger_row(
             self.principal,
             request_id=self.request_id,
@@ -126,6 +128,7 @@ class _Call:
                 tokens_out=row["tokens_out"],
                 cost=row["cost"],
             )
+        return row
 
 
 class OpenAIServing:

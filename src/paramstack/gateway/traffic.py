@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -40,6 +41,11 @@ class TrafficMetrics:
         self.latency = Histogram(
             "paramstack_traffic_latency_seconds", "Call latency per split and arm.",
             ["split", "arm"], buckets=LLM_LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.cost = Counter(
+            "paramstack_traffic_cost", "Billed cost per split and arm, in each tenant's currency "
+            "(float of the exact ledger Decimal: for dashboards).",
+            ["split", "arm", "currency"], registry=r,
         )  # fmt: skip
         self.rollbacks = Counter(
             "paramstack_traffic_rollbacks", "Canary rollbacks by split and trigger.",
@@ -155,7 +161,14 @@ class TrafficTable:
             return Pick(split, "candidate", split.candidate)
         return Pick(split, "stable", split.stable)
 
-    def observe(self, pick: Pick, latency_s: float, status_code: int) -> None:
+    def observe(
+        self,
+        pick: Pick,
+        latency_s: float,
+        status_code: int,
+        cost: Decimal = Decimal(0),
+        currency: str = "USD",
+    ) -> None:
         error = status_code >= 500
         name, arm = pick.split.name, pick.arm
         if self.metrics is not None:
@@ -163,6 +176,8 @@ class TrafficTable:
             self.metrics.latency.labels(name, arm).observe(latency_s)
             if error:
                 self.metrics.errors.labels(name, arm).inc()
+            if cost:
+                self.metrics.cost.labels(name, arm, currency).inc(float(cost))
         with self._lock:
             key = (pick.split.id, pick.split.revision, arm)
             samples = self._samples.get(key)
