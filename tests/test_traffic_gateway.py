@@ -11,11 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from paramstack.attest.chain import verify_chain
+from paramstack.attest.keys import KeyStore
 from paramstack.cli import audit
+from paramstack.cli import traffic as traffic_cli
 from paramstack.config import Settings
 from paramstack.registry import traffic as registry
 from paramstack.registry.traffic import SplitSpec
@@ -132,3 +135,29 @@ def test_canary_breaking_its_slo_is_rolled_back_automatically(
     env = {"PARAMSTACK_HOME": str(settings.home)}
     verified = CliRunner().invoke(audit.app, ["verify"], env=env)
     assert verified.exit_code == 0, verified.output
+
+
+def test_a_rollback_from_another_process_reaches_the_gateway_by_snapshot(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The CLI rolls back (its own transaction and audit entry) while a signing gateway
+    appends an entry per answer: the gateway follows by snapshot and the chain still holds."""
+    signed = settings.model_copy(update={"attest_passphrase": SecretStr("pass")})
+    KeyStore(signed.resolved_attest_keys_dir, "pass").rotate()
+    split = SplitSpec(stable="chat-v1", candidate="chat-v2", candidate_percent=50)
+    with traffic_gateway(signed, tmp_path, split) as gw:
+        assert {gw.ask(f"u{i}") for i in range(20)} == {"chat-v1", "chat-v2"}
+        env = {"PARAMSTACK_HOME": str(settings.home)}
+        out = CliRunner().invoke(traffic_cli.app, ["rollback", "chat", "--reason", "ops"], env=env)
+        assert out.exit_code == 0, out.output
+        wait_until(lambda: {gw.ask(f"u{i}") for i in range(20)} == {"chat-v1"})
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_factory(engine)() as s:
+            kinds = Counter(e.kind for e in s.scalars(select(AuditEntry)))
+            jwks = KeyStore(signed.resolved_attest_keys_dir, b"").jwks()
+            report = verify_chain(s, jwks)
+    finally:
+        engine.dispose()
+    assert kinds["traffic_rollback"] == 1 and kinds["attestation"] >= 40
+    assert report.ok and report.checkpoints >= 1, report
