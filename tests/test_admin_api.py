@@ -43,12 +43,14 @@ def test_admin_token_is_required_and_never_logged(
         with gw.admin(None) as anonymous:
             _error(anonymous.get("/tenants"), 401, "invalid_admin_token")
             _error(anonymous.post("/alertmanager", json={"alerts": []}), 401)
+            _error(anonymous.get("/keys", params={"typo": "1"}), 401)  # auth before input
         with gw.admin("wrong-token") as wrong:
             _error(wrong.get("/traffic"), 401, "invalid_admin_token")
         with gw.admin(gw.key) as tenant_key:  # an API key is no admin token
             _error(tenant_key.get("/keys"), 401)
         with gw.admin() as admin:
             assert admin.get("/tenants").status_code == 200
+            _error(admin.get("/keys", params={"tennant": "acme"}), 400)
     assert ADMIN_TOKEN not in caplog.text
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from paramstack.errors import InvalidInput
-from paramstack.gateway.admin_auth import AdminActor
+from paramstack.gateway.admin_auth import AdminActor, require_admin
 from paramstack.gateway.schemas import ErrorResponse
 from paramstack.registry import api_keys, tenants
 from paramstack.registry.api_keys import KeySpec
@@ -39,7 +39,11 @@ async def known_query_only(request: Request) -> None:
         raise InvalidInput(f"unknown query parameter {unknown[0][:64]!r}", param=unknown[0][:64])
 
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(known_query_only)])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin), Depends(known_query_only)],
+)
 
 _ERRORS = {
     400: "Malformed request",

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from paramstack.errors import Conflict, InvalidInput, NotFound
 from paramstack.gateway import traffic_ops
-from paramstack.gateway.admin_auth import AdminActor
+from paramstack.gateway.admin_auth import AdminActor, require_admin
 from paramstack.gateway.routes.admin import ERRORS, Strict, known_query_only
 from paramstack.gateway.traffic import TrafficTable
 from paramstack.registry import traffic as registry
@@ -29,7 +29,11 @@ from paramstack.registry.traffic import SplitSpec
 from paramstack.registry.traffic_stats import arm_usage
 from paramstack.store.traffic_tables import SplitKind
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(known_query_only)])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin), Depends(known_query_only)],
+)
 
 ALERT_LABEL = "paramstack_model"
 SplitName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
