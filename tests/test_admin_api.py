@@ -147,6 +147,7 @@ def test_traffic_set_promote_rollback_stop(settings: Settings, tmp_path: Path) -
         assert {gw.ask(f"u{i}") for i in range(30)} == {"chat-v1"}
         stats = admin.get("/traffic/chat/stats").json()
         assert stats["live_window"]["stable"]["requests"] >= 30
+        assert float(stats["live_window"]["stable"]["cost"]["USD"]) > 0  # chat-v1 is priced
         _error(admin.get("/traffic/chat/stats", params={"since": "yesterday"}), 400)
         assert admin.post("/traffic/chat/stop").json()["status"] == "stopped"
         with pytest.raises(openai.NotFoundError):  # the name is no model once the split stops

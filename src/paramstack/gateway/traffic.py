@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,7 @@ from paramstack.gateway.telemetry import LLM_LATENCY_BUCKETS_S
 from paramstack.registry.stats import percentile
 from paramstack.registry.traffic import SplitView
 
+Sample = tuple[float, float, bool, Decimal, str]  # time, latency ms, failed, cost, currency
 MAX_SAMPLES = 100_000  # per arm: bounds memory whatever the window and the traffic
 
 
@@ -75,6 +76,7 @@ class Window:
     requests: int
     errors: int
     p95_ms: float | None
+    cost: dict[str, Decimal] = field(default_factory=dict)  # per currency, exact
 
     @property
     def error_rate(self) -> float:
@@ -108,9 +110,9 @@ class TrafficTable:
     ) -> None:
         self.metrics = metrics
         self._splits: dict[str, SplitView] = {}
-        # (split id, revision, arm) -> (time, latency ms, failed): a split set again starts
+        # (split id, revision, arm) -> its calls: a split set again starts
         # a fresh window, so calls from before a rollback never count against the next run
-        self._samples: dict[tuple[int, int, str], deque[tuple[float, float, bool]]] = {}
+        self._samples: dict[tuple[int, int, str], deque[Sample]] = {}
         self._lock = threading.Lock()
         self._rng = rng or random.Random()
         self._clock = clock
@@ -183,7 +185,7 @@ class TrafficTable:
             samples = self._samples.get(key)
             if samples is None:
                 samples = self._samples[key] = deque(maxlen=MAX_SAMPLES)
-            samples.append((self._clock(), latency_s * 1000, error))
+            samples.append((self._clock(), latency_s * 1000, error, cost, currency))
 
     def window(self, split: SplitView, arm: str) -> Window:
         """The arm's calls in the split's sliding window (older samples are dropped)."""
@@ -196,7 +198,10 @@ class TrafficTable:
                 samples.popleft()
             latencies = [s[1] for s in samples]
             errors = sum(1 for s in samples if s[2])
-        return Window(len(latencies), errors, percentile(latencies, 95))
+            cost: dict[str, Decimal] = {}
+            for s in samples:
+                cost[s[4]] = cost.get(s[4], Decimal(0)) + s[3]
+        return Window(len(latencies), errors, percentile(latencies, 95), cost)
 
     def breaches(self) -> list[tuple[SplitView, str]]:
         """Every guarded canary whose candidate arm breaks its SLO right now."""

@@ -84,7 +84,12 @@ def _live(table: TrafficTable, name: str) -> dict[str, Any] | None:
     if split is None:
         return None
     return {
-        arm: {"requests": w.requests, "errors": w.errors, "p95_ms": w.p95_ms}
+        arm: {
+            "requests": w.requests,
+            "errors": w.errors,
+            "p95_ms": w.p95_ms,
+            "cost": {currency: format(c.normalize(), "f") for currency, c in w.cost.items()},
+        }
         for arm in ("stable", "candidate")
         for w in [table.window(split, arm)]
     }
