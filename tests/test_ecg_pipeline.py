@@ -323,6 +323,28 @@ def test_intra_patient_option_is_labelled_and_kept_apart(tiny: Tiny) -> None:
 
 
 @pytest.mark.slow
+def test_fine_grained_mode_predicts_beat_symbols(tiny: Tiny) -> None:
+    from paramstack.ecg.evaluate import evaluate_model
+    from paramstack.ecg.records import BEAT_SYMBOLS
+
+    out = tiny.settings.home / "fine"
+    overrides = [f"db={MITDB}", f"out_dir={out}", "mlflow=false", "epochs=2", "labels=symbols",
+                 "records=[109, 118]"]  # fmt: skip
+    trained = train_ecg(load_config(TINY, overrides), settings=tiny.settings)
+    assert trained.model.n_classes == len(BEAT_SYMBOLS) >= 15
+    assert trained.class_counts["L"] > 0 and trained.class_counts["R"] > 0  # 109: LBBB, 118: RBBB
+    report = evaluate_model(out, records=["111", "212"], settings=tiny.settings)
+    symbols = report["symbols"]["gross"]["classes"]
+    assert set(symbols) == set(BEAT_SYMBOLS)
+    assert symbols["L"]["support"] > 0 and symbols["R"]["support"] > 0  # 111: L, 212: R
+    assert set(report["gross"]["classes"]) == {"N", "S", "V", "F", "Q"}  # mapped back to AAMI
+    assert report["gross"]["beats"] == report["symbols"]["gross"]["beats"]
+    assert "Per symbol" in (out / "report-custom" / "report.md").read_text()
+    with pytest.raises(InvalidInput, match="labels"):
+        load_config(TINY, ["labels=rhythm"])
+
+
+@pytest.mark.slow
 def test_ensemble_members_each_learn(tiny: Tiny) -> None:
     from paramstack.ecg.beats import BeatWindow
     from paramstack.ecg.dataset import load_beats

@@ -158,6 +158,29 @@ def test_second_pii_set_is_independent_and_labelled() -> None:
     assert sum(1 for _, gold in rows if not gold) >= 100  # look-alikes and number noise
 
 
+def test_third_pii_set_changes_contexts_and_its_look_alikes_fail_their_checksums() -> None:
+    from stdnum import iban, luhn
+    from stdnum.tr import tckimlik
+
+    from paramstack.guard.pii_evalset import pii_examples_v2
+    from paramstack.guard.pii_evalset_v3 import pii_examples_v3
+
+    rows = pii_examples_v3()
+    assert not {t for t, _ in rows} & {t for t, _ in pii_examples_v2()}
+    assert all(value in text for text, gold in rows for _, value in gold)
+    assert sum(1 for _, gold in rows if len(gold) >= 2) >= 200  # two or more ids per text
+    negatives = [text for text, gold in rows if not gold]
+    assert len(negatives) == 80
+    for text in negatives:
+        token = text.split()[2].rstrip(",")
+        if text.startswith("Hatalı IBAN"):
+            assert not iban.is_valid(text.split()[-1])
+        elif text.startswith("Reddedilen"):
+            assert not luhn.is_valid(token)
+        elif text.startswith("Dosya"):
+            assert not tckimlik.is_valid(token)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -39,7 +39,12 @@ def ecg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveS
     config = load_config(ROOT / "configs/ecg/tiny.yaml",
                          [f"db={MITDB}", f"out_dir={home / 'model'}", "mlflow=false"])  # fmt: skip
     trained = train_ecg(config, settings=settings)
-    artifact = export_ecg_onnx(trained.out_dir, parity_records=["100"], settings=settings)
+    artifact = export_ecg_onnx(
+        trained.out_dir,
+        parity_records=["100"],
+        rhythm_records=["201", "203", "100"],
+        settings=settings,
+    )
     with transaction(session_factory(engine)) as s:
         number = register_ecg(s, artifact, settings.resolved_artifacts_dir)
         registry.set_stage(s, "ecg-beats", number, Stage.PRODUCTION)
@@ -48,8 +53,8 @@ def ecg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveS
         yield server, settings
 
 
-def strip(seconds: float = 10.0, start_s: float = 60.0) -> np.ndarray:
-    record = read_record(MITDB, "100")
+def strip(seconds: float = 10.0, start_s: float = 60.0, record_name: str = "100") -> np.ndarray:
+    record = read_record(MITDB, record_name)
     first = int(start_s * FS)
     return record.signal[first : first + int(seconds * FS)]
 
@@ -86,6 +91,45 @@ def test_json_strip_gives_beats_rhythm_and_timings(
             rows = list(s.scalars(query))
     engine.dispose()
     assert [(row.status, row.result_class) for row in rows] == [("ok", body["prediction"])]
+
+
+@pytest.mark.parametrize(
+    ("record", "start_s", "af", "vf"),
+    [
+        ("100", 60.0, False, False),  # sinus rhythm
+        ("221", 1020.0, True, False),  # DS2 record in AF (the AF screen never saw this patient)
+        ("207", 1560.0, None, True),  # ventricular flutter: no QRS to time
+    ],
+)
+def test_strip_summary_screens_for_af_and_vf(
+    ecg_server: tuple[LiveServer, Settings], record: str, start_s: float, af: bool | None, vf: bool
+) -> None:
+    server, _settings = ecg_server
+    with server.client() as client:
+        r = client.post(PREDICT, json={"signal": strip(10, start_s, record).tolist(), "fs": FS})
+    if r.status_code == 400:  # VF: the QRS detector may find no usable beats at all
+        assert vf and r.json()["error"]["code"] in ("no_beats", "implausible_rate")
+        return
+    assert r.status_code == 200, r.text
+    rhythm = r.json()["summary"]["rhythm"]
+    assert bool(rhythm["vf_episodes_s"]) is vf, rhythm
+    if af is not None:
+        assert rhythm["af_suspected"] is af, rhythm
+
+
+def test_intervals_on_request(ecg_server: tuple[LiveServer, Settings]) -> None:
+    server, _settings = ecg_server
+    with server.client() as client:
+        plain = client.post(PREDICT, json={"signal": strip().tolist(), "fs": FS}).json()
+        measured = client.post(
+            PREDICT, json={"signal": strip().tolist(), "fs": FS, "intervals": True}
+        ).json()
+        bad = client.post(PREDICT, json={"signal": strip().tolist(), "fs": FS, "intervals": "x"})
+    assert plain["summary"]["intervals"] is None
+    summary = measured["summary"]["intervals"]
+    assert summary["beats_with_st"] >= 5
+    assert all("qt_s" in beat and "st_mv" in beat for beat in measured["beats"])
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "intervals"
 
 
 def test_other_sampling_rates_are_resampled(ecg_server: tuple[LiveServer, Settings]) -> None:

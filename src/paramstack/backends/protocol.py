@@ -25,7 +25,10 @@ from paramstack.errors import InvalidInput
 
 # Modules imported on demand by ``build_backend`` so their ``@backend`` decorators run; nothing
 # is imported at ``import paramstack`` time (a backend may pull in heavy libraries).
-BUILTIN_MODULES = ("paramstack.backends.openai_upstream",)
+BUILTIN_MODULES = (
+    "paramstack.backends.openai_upstream",
+    "paramstack.backends.anthropic_upstream",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -133,6 +133,62 @@ def export(
     with registry_session(cfg) as session:
         version = register_ecg(session, artifact, cfg.resolved_artifacts_dir, name=name)
     console.print(f"registered {name} v{version}")
+
+
+@app.command()
+def rhythm(
+    db: Annotated[Path | None, typer.Option(help="WFDB directory [config db].")] = None,
+    train_records: Annotated[
+        str, typer.Option(help="ds1 | comma-separated records to train the AF detector on.")
+    ] = "ds1",
+    test_records: Annotated[
+        str, typer.Option(help="ds2 | comma-separated records to score AF episodes on.")
+    ] = "ds2",
+    vf_records: Annotated[
+        str, typer.Option(help="all | comma-separated records to score VF episodes on.")
+    ] = "all",
+    window_beats: Annotated[int, typer.Option(min=8, help="RR window of the AF features.")] = 32,
+    out: Annotated[Path | None, typer.Option(help="Report folder [<home>/build/rhythm].")] = None,
+) -> None:
+    """AF/flutter and VF/flutter episodes against the rhythm annotations (aux_note): trains
+    the AF detector, scores episode Se/+P (count and duration), writes JSON + Markdown."""
+    from paramstack.ecg.config import load_config
+    from paramstack.ecg.records import SplitName, split_records
+    from paramstack.ecg.rhythm_eval import (
+        evaluate_rhythm,
+        load_rhythm_record,
+        train_af_detector,
+        write_rhythm_report,
+    )
+
+    folder = Path(db or load_config(DEFAULT_CONFIG).db)
+
+    def names(spec: str) -> list[str]:
+        if spec in ("ds1", "ds2", "all"):
+            return split_records(folder, cast(SplitName, spec))
+        return [r.strip() for r in spec.split(",") if r.strip()]
+
+    train_names, test_names, vf_names = names(train_records), names(test_records), names(vf_records)
+    overlap = sorted(set(train_names) & set(test_names))
+    if overlap:
+        raise InvalidInput(f"records in both training and test: {', '.join(overlap)}")
+    with console.status("reading records"):
+        loaded = {n: load_rhythm_record(folder, n) for n in {*train_names, *test_names, *vf_names}}
+    detector = train_af_detector([loaded[n] for n in train_names], window_beats)
+    with console.status("scoring episodes"):
+        report = evaluate_rhythm(
+            detector, [loaded[n] for n in test_names], [loaded[n] for n in vf_names]
+        )
+    report["train_records"] = ", ".join(train_names)
+    target = out or settings().home / "build" / "rhythm"
+    path = write_rhythm_report(report, target)
+    af, vf = report["af"]["gross"], report["vf"]["gross"]
+    console.print(
+        f"AF episodes Se {af['episode_se']} / +P {af['episode_ppv']}, duration Se "
+        f"{af['duration_se']} / +P {af['duration_ppv']}; VF episodes Se {vf['episode_se']} / "
+        f"+P {vf['episode_ppv']} → {path}",
+        highlight=False,
+    )
 
 
 def _observations(series: Path | None, values: dict[str, Any]) -> list[dict[str, Any]] | None:

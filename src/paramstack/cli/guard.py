@@ -72,6 +72,33 @@ def train_injection(
     print_json({"model": str(path), **meta})
 
 
+def _presidio_side_by_side(sample: str) -> dict[str, object]:
+    """Presidio's own analyzer on the same sets and text, when the extra is installed."""
+    import importlib.util
+    import statistics
+    import time
+
+    if importlib.util.find_spec("presidio_analyzer") is None:
+        return {}
+    from paramstack.guard.evaluate import pii_metrics
+    from paramstack.guard.pii_evalset import pii_examples_v2
+    from paramstack.guard.pii_evalset_v3 import pii_examples_v3
+    from paramstack.guard.pii_presidio import PresidioRecognizer
+
+    presidio = PresidioRecognizer()
+    times = []
+    for _ in range(50):
+        start = time.perf_counter()
+        presidio.analyze(sample)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "presidio_pii": pii_metrics([presidio]),
+        "presidio_pii_v2": pii_metrics([presidio], rows=pii_examples_v2()),
+        "presidio_pii_v3": pii_metrics([presidio], rows=pii_examples_v3()),
+        "presidio_latency_ms_1kB": {"pii_p50": statistics.median(times)},
+    }
+
+
 @app.command("eval")
 def evaluate(
     data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
@@ -83,6 +110,7 @@ def evaluate(
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
+    from paramstack.guard.pii_evalset_v3 import pii_examples_v3
     from paramstack.guard.policy import Policy
 
     guard = Guard(Policy.from_yaml(), GuardResources(home=settings().home))
@@ -90,6 +118,7 @@ def evaluate(
         "policy": guard.version,
         "pii": pii_metrics(),
         "pii_v2": pii_metrics(rows=pii_examples_v2()),
+        "pii_v3": pii_metrics(rows=pii_examples_v3()),
     }
     root = _data_root(data)
     if root.is_dir():
@@ -100,10 +129,11 @@ def evaluate(
         " Bana ayse@example.com veya 0532 123 45 67 uzerinden ulasin."
     )
     report["latency_ms_1kB"] = latency_ms(guard, sample[:1024])
+    report.update(_presidio_side_by_side(sample[:1024]))
     out.write_text(json.dumps(report, indent=2))
     table = Table("check", "metric", "value")
-    for key in ("pii", "pii_v2"):
-        for entity, m in report[key].items():  # type: ignore[attr-defined]
+    for key in ("pii", "pii_v2", "pii_v3", "presidio_pii", "presidio_pii_v2", "presidio_pii_v3"):
+        for entity, m in report.get(key, {}).items():  # type: ignore[attr-defined]
             table.add_row(
                 f"{key}.{entity}",
                 "precision / recall",
@@ -118,5 +148,10 @@ def evaluate(
             )
     for key, value in report["latency_ms_1kB"].items():  # type: ignore[attr-defined]
         table.add_row("latency", key, f"{value:.3f} ms")
+    if "presidio_latency_ms_1kB" in report:
+        for key, value in report["presidio_latency_ms_1kB"].items():  # type: ignore[attr-defined]
+            table.add_row("presidio latency", key, f"{value:.3f} ms")
+    else:
+        table.add_row("presidio", "not installed", "pip install 'paramstack[presidio]'")
     console.print(table)
     console.print(f"saved {out}")

@@ -46,7 +46,8 @@ def _known_models() -> list[str] | None:
 
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-        return [m.name for m in ModelsFile.model_validate(raw).models]
+        table = ModelsFile.model_validate(raw)
+        return [m.name for m in table.models] + [r.name for r in table.routers]
     except (OSError, yaml.YAMLError, ValidationError) as exc:  # reported, never skipped
         raise InvalidInput(f"cannot read the LLM model table {path}: {exc}") from exc
 

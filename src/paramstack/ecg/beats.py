@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.ecg.records import AAMI_CLASSES, AAMI_MAP, EcgRecord
+from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, EcgRecord
 from paramstack.ecg.signal import bandpass, remove_baseline
 from paramstack.errors import InvalidInput
 
@@ -51,16 +51,32 @@ class BeatSet:
 
     beats: npt.NDArray[np.float32]  # [n, BEAT_CHANNELS, window] (see beat_windows)
     rr: npt.NDArray[np.float32]  # [n, len(RR_FEATURES)] raw (the model normalises them)
-    labels: npt.NDArray[np.int64]  # index into AAMI_CLASSES, -1 when unknown
+    labels: npt.NDArray[np.int64]  # index into the label scheme's classes (AAMI by default)
     record: npt.NDArray[np.int64]  # index into ``record_names``
     record_names: tuple[str, ...]
+    symbols: npt.NDArray[np.int64]  # index into BEAT_SYMBOLS (the annotation itself)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def select(self, mask: npt.NDArray[np.bool_]) -> BeatSet:
         return BeatSet(
-            self.beats[mask], self.rr[mask], self.labels[mask], self.record[mask], self.record_names
+            self.beats[mask],
+            self.rr[mask],
+            self.labels[mask],
+            self.record[mask],
+            self.record_names,
+            self.symbols[mask],
+        )
+
+    def labelled(self, scheme: str) -> BeatSet:
+        """The same beats labelled by ``scheme``: ``aami`` classes or MIT-BIH ``symbols``."""
+        if scheme == "aami":
+            return self
+        if scheme != "symbols":
+            raise InvalidInput(f"unknown label scheme {scheme!r}; valid: aami, symbols")
+        return BeatSet(
+            self.beats, self.rr, self.symbols, self.record, self.record_names, self.symbols
         )
 
     @staticmethod
@@ -76,6 +92,7 @@ class BeatSet:
             np.concatenate([p.labels for p in parts]),
             np.concatenate(records),
             tuple(names),
+            np.concatenate([p.symbols for p in parts]),
         )
 
 
@@ -192,17 +209,12 @@ def beat_windows(
 
 def record_beats(record: EcgRecord, model_fs: float, window: BeatWindow) -> BeatSet:
     """Every annotated beat of a record as model inputs, located at the reference R peaks."""
-    labels_all = record.aami_labels
-    is_beat = np.array([label is not None for label in labels_all], dtype=bool)
+    is_beat = np.array([s in BEAT_SYMBOLS for s in record.beat_symbols], dtype=bool)
     samples = record.beat_samples[is_beat]
-    labels = np.array(
-        [
-            AAMI_CLASSES.index(AAMI_MAP[s])
-            for s, b in zip(record.beat_symbols, is_beat, strict=True)
-            if b
-        ],
-        dtype=np.int64,
+    symbols = np.array(
+        [BEAT_SYMBOLS.index(s) for s in record.beat_symbols if s in BEAT_SYMBOLS], dtype=np.int64
     )
+    labels = np.asarray(SYMBOL_TO_AAMI, dtype=np.int64)[symbols]
     rr = rr_features(samples / record.fs)
     x = condition(resample(record.signal, record.fs, model_fs), model_fs)
     peaks = np.round(samples * (model_fs / record.fs)).astype(np.int64)
@@ -213,4 +225,5 @@ def record_beats(record: EcgRecord, model_fs: float, window: BeatWindow) -> Beat
         labels=labels[keep],
         record=np.zeros(int(keep.sum()), dtype=np.int64),
         record_names=(record.name,),
+        symbols=symbols[keep],
     )

@@ -34,6 +34,7 @@ class EcgTrainConfig:
     model_fs: float = 180.0  # Hz; every input is resampled to this rate
     before: int = 64  # samples before the R peak at model_fs (0.36 s: P wave, previous T)
     after: int = 80  # samples after it (0.44 s: QRS and T wave)
+    labels: str = "aami"  # aami (N/S/V/F/Q) | symbols (MIT-BIH beat symbols, fine-grained)
     arch: str = "resnet1d"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
@@ -61,6 +62,8 @@ class EcgTrainConfig:
             raise InvalidInput("epochs, batch_size, lr and num_threads must be positive")
         if self.model_fs <= 0 or self.before < 1 or self.after < 1:
             raise InvalidInput("model_fs, before and after must be positive")
+        if self.labels not in ("aami", "symbols"):
+            raise InvalidInput(f"labels {self.labels!r}; valid: aami, symbols", param="labels")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise InvalidInput(
                 f"class_weighting {self.class_weighting!r}; valid: {', '.join(CLASS_WEIGHTINGS)}"

@@ -16,7 +16,7 @@ import numpy as np
 from paramstack.ecg.beats import BeatSet, BeatWindow, record_beats
 from paramstack.ecg.records import read_record
 
-_CACHE_VERSION = 3  # bump when beats.py changes what it produces
+_CACHE_VERSION = 4  # bump when beats.py changes what it produces
 
 
 def _cache_path(cache_dir: Path, db_dir: Path, name: str, model_fs: float, w: BeatWindow) -> Path:
@@ -41,13 +41,27 @@ def load_beats(
         path = _cache_path(cache_dir, db_dir, name, model_fs, window) if cache_dir else None
         if path is not None and path.is_file():
             with np.load(path) as data:
-                part = BeatSet(data["beats"], data["rr"], data["labels"], data["record"], (name,))
+                part = BeatSet(
+                    data["beats"],
+                    data["rr"],
+                    data["labels"],
+                    data["record"],
+                    (name,),
+                    data["symbols"],
+                )
         else:
             part = record_beats(read_record(db_dir, name), model_fs, window)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, beats=part.beats, rr=part.rr, labels=part.labels, record=part.record)
+                np.savez(
+                    tmp,
+                    beats=part.beats,
+                    rr=part.rr,
+                    labels=part.labels,
+                    record=part.record,
+                    symbols=part.symbols,
+                )
                 tmp.replace(path)
         parts.append(part)
     return BeatSet.concat(parts)

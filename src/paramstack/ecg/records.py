@@ -76,6 +76,10 @@ DS2: tuple[str, ...] = (
     "233",
     "234",
 )
+# The fine-grained mode classifies MIT-BIH beat symbols themselves (the spec's "15+ types").
+BEAT_SYMBOLS: tuple[str, ...] = tuple(AAMI_MAP)
+SYMBOL_TO_AAMI: tuple[int, ...] = tuple(AAMI_CLASSES.index(AAMI_MAP[s]) for s in BEAT_SYMBOLS)
+LABEL_SCHEMES: dict[str, tuple[str, ...]] = {"aami": AAMI_CLASSES, "symbols": BEAT_SYMBOLS}
 SplitName = Literal["ds1", "ds2", "all"]
 INTRA_PATIENT_LABEL = "intra-patient (beat-level random split; inflated, not a headline figure)"
 PREFERRED_LEADS = ("MLII", "II", "ECG", "ECG1")

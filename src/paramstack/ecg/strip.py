@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from paramstack.ecg.beats import BeatWindow, beat_windows, condition, resample, rr_features
+from paramstack.ecg.intervals import beat_intervals, interval_summary
+from paramstack.ecg.rhythm import AfDetector, vf_episodes
 from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
 from paramstack.errors import InvalidInput, ParamstackError
 
@@ -52,6 +54,9 @@ def strip_options(meta: Mapping[str, Any]) -> dict[str, Any]:
         "window": (int(window["before"]), int(window["after"])),
         "labels": list(meta["class_labels"]),
         "outputs": meta.get("output_kind", "logits"),
+        "af_detector": AfDetector.from_json(meta["af_detector"])
+        if meta.get("af_detector")
+        else None,
     }
 
 
@@ -120,6 +125,25 @@ def _probabilities(
     return out
 
 
+def rhythm_summary(
+    x: npt.NDArray[np.float64], fs: float, peaks_s: npt.NDArray[np.float64], af: AfDetector | None
+) -> dict[str, Any]:
+    """VF episodes (any strip of 4 s or more) and, with a detector and 8 beats or more, the mean
+    per-beat AF probability: a screening hint from a dozen beats, not a diagnosis."""
+    vf = vf_episodes(x, fs) if len(x) >= 4 * fs else []
+    summary: dict[str, Any] = {
+        "vf_episodes_s": [[round(e.start_s, 2), round(e.end_s, 2)] for e in vf],
+        "af_probability": None,
+        "af_suspected": None,
+    }
+    if af is not None and len(peaks_s) >= 8:
+        probability = float(af.probabilities(peaks_s).mean())
+        summary.update(
+            af_probability=round(probability, 4), af_suspected=probability >= af.threshold
+        )
+    return summary
+
+
 def analyze_strip(
     run_model: RunModel,
     signal: Sequence[float] | npt.NDArray[Any],
@@ -130,12 +154,15 @@ def analyze_strip(
     labels: Sequence[str],
     outputs: Literal["logits", "probabilities"] = "logits",
     detector: Literal["neurokit", "pantompkins1985", "xqrs"] = "neurokit",
+    af_detector: AfDetector | None = None,
+    intervals: bool = False,
 ) -> dict[str, Any]:
     """Per-beat class, probabilities and time (s from the strip start), rhythm summary, timings.
 
     ``signal`` is one lead in mV at ``fs`` Hz; ``window`` is (samples before, after the R
     peak) at ``model_fs``. Beats too close to either end for a full window are detected and
     counted in the heart rate but not classified. Bad strips raise ``InvalidInput``.
+    ``intervals`` adds QT/QTc and ST deviation per beat (wavelet delineation, ~100 ms).
     """
     t0 = time.perf_counter()
     x = _validated(signal, fs)
@@ -179,6 +206,13 @@ def analyze_strip(
         }
         for t, c, row in zip(times, classes, probs, strict=True)
     ]
+    t4 = time.perf_counter()
+    measured = beat_intervals(resampled, model_fs, peaks) if intervals else None
+    if measured is not None:
+        for beat, values in zip(
+            per_beat, (m for m, k in zip(measured, keep, strict=True) if k), strict=True
+        ):
+            beat.update(values)
     counts = {lab: int(np.sum(classes == i)) for i, lab in enumerate(labels)}
     summary: dict[str, Any] = {
         "duration_s": round(seconds, 3),
@@ -187,6 +221,8 @@ def analyze_strip(
         "counts": counts,
         "heart_rate_bpm": round(heart_rate, 1),
         "hrv": hrv_time_domain(rr_s) if len(rr_s) >= 2 else None,
+        "rhythm": rhythm_summary(x, fs, peaks / model_fs, af_detector),
+        "intervals": None if measured is None else interval_summary(measured),
     }
     return {
         "beats": per_beat,
@@ -195,6 +231,7 @@ def analyze_strip(
             "preprocess": 1000 * (t1 - t0),
             "detect_and_features": 1000 * (t2 - t1),
             "model": 1000 * (t3 - t2),
+            "intervals": 1000 * (time.perf_counter() - t4) if intervals else 0.0,
             "total": 1000 * (time.perf_counter() - t0),
         },
     }

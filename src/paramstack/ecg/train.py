@@ -26,7 +26,7 @@ from paramstack.ecg.beats import RR_FEATURES, TEMPLATE_BEATS, BeatSet, BeatWindo
 from paramstack.ecg.config import EcgTrainConfig
 from paramstack.ecg.dataset import data_fingerprint, load_beats
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble, build_model
-from paramstack.ecg.records import AAMI_CLASSES, intra_patient_split, split_records
+from paramstack.ecg.records import LABEL_SCHEMES, intra_patient_split, split_records
 from paramstack.ecg.tracking import tracking_run
 from paramstack.train.determinism import torch_run_state
 
@@ -74,9 +74,9 @@ def _cap_per_record(data: BeatSet, cap: int | None) -> BeatSet:
     return data.select(keep)
 
 
-def class_weights(labels: npt.NDArray[np.int64], scheme: str) -> torch.Tensor:
+def class_weights(labels: npt.NDArray[np.int64], scheme: str, n_classes: int) -> torch.Tensor:
     """Loss weights, mean 1 over the classes present; absent classes get weight 0."""
-    counts = np.bincount(labels, minlength=len(AAMI_CLASSES)).astype(np.float64)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     power = {"none": 0.0, "inverse": 1.0, "inverse_sqrt": 0.5}[scheme]
     weights = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
     weights *= (counts > 0).sum() / weights.sum()
@@ -126,7 +126,7 @@ def new_model(config: EcgTrainConfig) -> BeatClassifier:
         config.arch,
         window=config.before + config.after,
         n_rr=len(RR_FEATURES),
-        n_classes=len(AAMI_CLASSES),
+        n_classes=len(LABEL_SCHEMES[config.labels]),
         **config.arch_kwargs,
     )
 
@@ -155,13 +155,14 @@ def train_ecg(
     window = BeatWindow(config.before, config.after)
     records = training_records(config)
     data = load_beats(Path(config.db), records, config.model_fs, window, cache_dir=cache_dir)
-    data = _cap_per_record(data, config.max_beats_per_record)
+    data = _cap_per_record(data, config.max_beats_per_record).labelled(config.labels)
     if config.intra_patient:
         data = intra_patient_part(data, config, "train")
+    classes = LABEL_SCHEMES[config.labels]
     beats, rr = torch.from_numpy(data.beats), torch.from_numpy(data.rr)
     labels = torch.from_numpy(data.labels)
-    counts = np.bincount(data.labels, minlength=len(AAMI_CLASSES))
-    weights = class_weights(data.labels, config.class_weighting)
+    counts = np.bincount(data.labels, minlength=len(classes))
+    weights = class_weights(data.labels, config.class_weighting, len(classes))
     steps = -(-len(epoch_indices(data.labels, config.max_beats_per_class, 0)) // config.batch_size)
 
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -225,7 +226,7 @@ def train_ecg(
             out_dir=out_dir,
             train_seconds=time.perf_counter() - started,
             run_id=run.run_id,
-            class_counts={c: int(n) for c, n in zip(AAMI_CLASSES, counts, strict=True)},
+            class_counts={c: int(n) for c, n in zip(classes, counts, strict=True)},
         )
         save_trained(trained, records)
         run.log_artifacts(out_dir, exclude=("checkpoint.pt",))
@@ -240,7 +241,8 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
         "model_fs": config.model_fs,
         "window": {"before": config.before, "after": config.after, "length": window},
         "beat_channels": ["beat_zscore", "beat_minus_neighbour_template"],
-        "class_labels": list(AAMI_CLASSES),
+        "class_labels": list(LABEL_SCHEMES[config.labels]),
+        "label_scheme": config.labels,
         "rr_features": list(RR_FEATURES),
         "rr_normalisation": {
             "applied_inside_model": True,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from paramstack.backends.protocol import BackendConfig, ChatBackend, Observable, build_backend
 from paramstack.errors import InvalidInput, NotFound
+from paramstack.gateway.router_spec import RouterSpec
 
 
 class ModelSpec(BaseModel):
@@ -49,6 +50,7 @@ class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: list[ModelSpec] = Field(default_factory=list)
+    routers: list[RouterSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,11 @@ def _backend_config(spec: ModelSpec) -> BackendConfig:
 class ModelTable:
     """Public model name -> route; built once in the lifespan, closed on shutdown."""
 
-    def __init__(self, specs: list[ModelSpec]) -> None:
+    def __init__(
+        self, specs: list[ModelSpec], routers: list[RouterSpec] | None = None, base: Path = Path()
+    ) -> None:
+        self.routers = routers or []  # virtual models, served by ``llm_router``
+        self.base = base  # relative paths in the file are relative to its directory
         self._routes: dict[str, ModelRoute] = {}
         self._backends: dict[BackendConfig, ChatBackend] = {}
         for spec in specs:
@@ -112,7 +118,8 @@ class ModelTable:
             return cls([])
         try:
             raw = yaml.safe_load(path.read_text()) or {}
-            return cls(ModelsFile.model_validate(raw).models)
+            parsed = ModelsFile.model_validate(raw)
+            return cls(parsed.models, parsed.routers, path.parent)
         except (OSError, yaml.YAMLError, ValidationError) as exc:
             raise InvalidInput(f"cannot read the LLM model table {path}: {exc}") from exc
 
@@ -124,6 +131,12 @@ class ModelTable:
 
     def resolve(self, name: str, capability: str) -> ModelRoute:
         route = self._routes.get(name)
+        if route is None and any(router.name == name for router in self.routers):
+            raise InvalidInput(
+                f"model {name!r} is a router: it serves chat completions only",
+                code="unsupported_model",
+                param="model",
+            )
         if route is None:
             raise NotFound(
                 f"The model {name[:128]!r} does not exist or you do not have access to it.",

@@ -25,6 +25,7 @@ from paramstack.gateway.attestation import Attestor, audit_block
 from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
 from paramstack.gateway.limit_types import Admission, rules_for
 from paramstack.gateway.limits import Limiter
+from paramstack.gateway.llm_router import RouterTable
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.model_table import ModelRoute, ModelTable
 from paramstack.gateway.openai_protocol import (
@@ -66,7 +67,7 @@ class _Call:
         self.t0 = time.perf_counter()
         self.admission = Admission()
         self.pick = pick
-        # the ledger's routing JSON: each routing step adds its own key
+        # the ledger's routing JSON: each routing step adds its own key (orjson-serialisable)
         self.routing: dict[str, Any] = {"traffic": pick.routing()} if pick else {}
 
     async def admit(self, tokens: int) -> None:
@@ -150,6 +151,7 @@ class OpenAIServing:
         self.attestor = attestor
         self.created = int(time.time())
         self.metrics = metrics
+        self.routers = RouterTable(models, metrics)
         if metrics is not None:
             models.observe_retries(lambda model: metrics.retries.labels(model).inc())
 
@@ -194,8 +196,11 @@ class OpenAIServing:
         cards = [
             ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
             for r in self.models.routes()
+        ] + [
+            ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+            for r in self.routers.specs()
         ]
-        known = {r.name for r in self.models.routes()}
+        known = {card.id for card in cards}
         splits = self.traffic.splits() if self.traffic is not None else []
         cards += [
             ModelCard(id=s.name, created=self.created, owned_by="paramstack")
@@ -204,13 +209,16 @@ class OpenAIServing:
         ]
         return ModelList(data=cards)
 
+    def _pick(self, model: str, user: str | None, principal: Principal) -> Pick | None:
+        """A traffic split (A/B, canary) picks its sticky arm before the model is resolved."""
+        if self.traffic is None:
+            return None
+        return self.traffic.pick(model, user or principal.key_prefix)
+
     def _resolve(
         self, model: str, capability: str, user: str | None, principal: Principal
     ) -> tuple[ModelRoute, Pick | None]:
-        """A traffic split (A/B, canary) picks its sticky arm before the model is resolved."""
-        pick = None
-        if self.traffic is not None:
-            pick = self.traffic.pick(model, user or principal.key_prefix)
+        pick = self._pick(model, user, principal)
         return self.models.resolve(pick.target if pick else model, capability), pick
 
     async def chat(
@@ -220,8 +228,16 @@ class OpenAIServing:
         body_bytes: int,
         request_id: str,
         input_sha256: str = "",
+        route_hint: str | None = None,
     ) -> Response:
-        route, pick = self._resolve(req.model, "chat", req.user, principal)
+        pick = self._pick(req.model, req.user, principal)
+        target = pick.target if pick else req.model
+        router = self.routers.get(target)
+        if router is not None:  # a virtual model: ``llm_router`` picks the real one
+            route = router.default_route
+            call = _Call(self, principal, route, request_id, input_sha256, pick)
+            return await router.chat(self, call, req, body_bytes, route_hint)
+        route = self.models.resolve(target, "chat")
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
         if limit is None:

@@ -105,6 +105,14 @@ class LlmMetrics:
             "1 half-open, 2 open (the worst over live workers).",
             ["model"], registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
+        self.route_decisions = Counter(
+            "paramstack_llm_route_decisions", "Hybrid router decisions by router, complexity "
+            "band (or forced) and chosen model.", ["router", "band", "target"], registry=r,
+        )  # fmt: skip
+        self.route_fallbacks = Counter(
+            "paramstack_llm_route_fallbacks", "Calls the router moved to the next model, by "
+            "router and the failed call's error code.", ["router", "reason"], registry=r,
+        )  # fmt: skip
 
     def observe_call(
         self,

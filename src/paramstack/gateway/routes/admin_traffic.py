@@ -125,7 +125,8 @@ async def set_split(
     request: Request, name: SplitName, body: SplitBody, actor: AdminActor
 ) -> dict[str, Any]:
     factory, table, logs = _state(request)
-    known = request.app.state.models.names()
+    routers = request.app.state.openai.routers.specs()  # virtual models are targets too
+    known = [*request.app.state.models.names(), *(r.name for r in routers)]
     spec = SplitSpec(**body.model_dump())
     return await traffic_ops.change_split(
         factory, table, logs,

@@ -70,7 +70,8 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, principal: CurrentPrincipal
 ) -> Response:
     size, digest = await _body(request)
-    return await _serving(request).chat(principal, body, size, _request_id(request), digest)
+    hint = request.headers.get("x-paramstack-route")  # forces a target of a router model
+    return await _serving(request).chat(principal, body, size, _request_id(request), digest, hint)
 
 
 @router.post(

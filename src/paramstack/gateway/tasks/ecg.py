@@ -25,7 +25,7 @@ from paramstack.gateway.tasks import TaskInput, Timings, predict_task
 _RECORD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def strip_input(signal: object, fs: object, lead: int = 0) -> TaskInput:
+def strip_input(signal: object, fs: object, lead: int = 0, intervals: bool = False) -> TaskInput:
     try:
         samples = np.ascontiguousarray(np.asarray(signal, dtype=np.float64))
         rate = float(fs)  # type: ignore[arg-type]
@@ -33,8 +33,11 @@ def strip_input(signal: object, fs: object, lead: int = 0) -> TaskInput:
         raise InvalidInput(
             "send 'signal' (list of mV samples) and 'fs' (Hz)", param="signal"
         ) from exc
-    digest = hashlib.sha256(f"{rate!r}:{samples.shape}".encode() + samples.tobytes()).hexdigest()
-    return TaskInput(digest, samples, samples.nbytes, {"fs": rate, "lead": lead})
+    key = f"{rate!r}:{samples.shape}:{intervals}".encode()
+    digest = hashlib.sha256(key + samples.tobytes()).hexdigest()
+    return TaskInput(
+        digest, samples, samples.nbytes, {"fs": rate, "lead": lead, "intervals": intervals}
+    )
 
 
 def read_wfdb(header: bytes, data: bytes, lead: int) -> tuple[npt.NDArray[np.float64], float]:
@@ -69,6 +72,16 @@ def _lead(value: object) -> int:
         raise InvalidInput("lead must be an integer", param="lead") from exc
 
 
+def _flag(value: object, name: str) -> bool:
+    """A JSON boolean, or its text form from a multipart field."""
+    text = {"true": True, "1": True, "false": False, "0": False}
+    if isinstance(value, str) and value.lower() in text:
+        return text[value.lower()]
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false", param=name)
+    return value
+
+
 def strip_prediction(
     beats: list[dict[str, Any]], labels: list[str]
 ) -> tuple[str, float, dict[str, float]]:
@@ -99,16 +112,17 @@ class EcgBeats:
 
     def parse(self, payload: Payload) -> TaskInput:
         lead = _lead(payload.fields.get("lead", 0))
+        intervals = _flag(payload.fields.get("intervals", False), "intervals")
         if payload.files:
             header, data = payload.files.get("header"), payload.files.get("data")
             if header is None or data is None:
                 raise InvalidInput("a WFDB upload needs 'header' (.hea) and 'data' (.dat) parts",
                                    param="header")  # fmt: skip
             signal, fs = read_wfdb(header.data, data.data, lead)
-            return strip_input(signal, fs, lead)
+            return strip_input(signal, fs, lead, intervals)
         if "signal" not in payload.fields or "fs" not in payload.fields:
             raise InvalidInput("send 'signal' (list of mV samples) and 'fs' (Hz)", param="signal")
-        return strip_input(payload.fields["signal"], payload.fields["fs"], lead)
+        return strip_input(payload.fields["signal"], payload.fields["fs"], lead, intervals)
 
     def compute(
         self, loaded: LoadedModel, data: TaskInput, serving: Mapping[str, Any], timings: Timings
@@ -120,10 +134,13 @@ class EcgBeats:
             lambda beats, rr: loaded.run(pack_inputs(beats, rr)),
             data.value,
             data.options["fs"],
+            intervals=data.options["intervals"],
             **options,
         )
         took = analysis["timings_ms"]
-        timings.preprocessing_ms = took["preprocess"] + took["detect_and_features"]
+        timings.preprocessing_ms = (
+            took["preprocess"] + took["detect_and_features"] + took["intervals"]
+        )
         timings.inference_ms = took["model"]
         if not analysis["beats"]:
             raise InvalidInput("no complete beat window in the strip", code="no_beats")
