@@ -161,3 +161,19 @@ def test_a_rollback_from_another_process_reaches_the_gateway_by_snapshot(
         engine.dispose()
     assert kinds["traffic_rollback"] == 1 and kinds["attestation"] >= 40
     assert report.ok and report.checkpoints >= 1, report
+
+
+def test_a_split_can_send_its_candidate_share_through_the_complexity_router(
+    settings: Settings, tmp_path: Path
+) -> None:
+    split = SplitSpec(stable="chat-v1", candidate="auto-v2", kind=SplitKind.AB,
+                      candidate_percent=100)  # fmt: skip
+    with traffic_gateway(settings, tmp_path, split) as gw:
+        answered = {gw.ask(f"u{i}") for i in range(5)}
+        wait_until(lambda: len(_rows(settings)) == 5)
+    assert answered == {"chat-v2"}  # the router's pick, on the candidate arm
+    for row in _rows(settings):
+        routing = json.loads(row.routing or "{}")
+        assert routing["traffic"]["arm"] == "candidate"
+        assert routing["traffic"]["target"] == "auto-v2"
+        assert routing["router"]["chosen"] == "chat-v2"  # both steps in one routing JSON

@@ -2,7 +2,8 @@
 
 ``chat-v1`` lives on the stable upstream; ``chat-v2`` (healthy), ``chat-v2-broken`` (answers
 500) and ``chat-v2-slow`` (waits ``SLOW_S`` first) on the candidate upstream, so the upstream
-hit counters say which arm served a call.
+hit counters say which arm served a call. ``auto-v2`` is a complexity-router virtual model
+whose every band is ``chat-v2``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def write_models(path: Path, stable: str, candidate: str) -> Path:
         {**fast, "name": "chat-v2-broken", "base_url": candidate, "upstream_model": "fail-500"},
         {**fast, "name": "chat-v2-slow", "base_url": candidate, "upstream_model": "slow"},
     ]
-    path.write_text(yaml.safe_dump({"models": models}))
+    # a virtual model of the complexity router, every band on the candidate upstream
+    auto = {"name": "auto-v2", "simple": "chat-v2", "medium": {"chat-v2": 1}, "complex": "chat-v2"}
+    path.write_text(yaml.safe_dump({"models": models, "routers": [auto]}))
     return path
 
 
