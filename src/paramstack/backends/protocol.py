@@ -28,6 +28,7 @@ from paramstack.errors import InvalidInput
 BUILTIN_MODULES = (
     "paramstack.backends.openai_upstream",
     "paramstack.backends.anthropic_upstream",
+    "paramstack.backends.transformers_local",
 )
 
 
@@ -73,7 +74,11 @@ class ChatChunk:
 
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
-    """Where and how to reach one backend; built from ``configs/gateway/models.yaml``."""
+    """Where and how to reach one backend; built from ``configs/gateway/models.yaml``.
+
+    ``options`` holds what only some backends read (an in-process model's path, adapters,
+    device): sorted ``(name, value)`` pairs with hashable values, so equal configs still
+    share one backend."""
 
     kind: str
     base_url: str = ""
@@ -84,6 +89,10 @@ class BackendConfig:
     backoff_s: float = 0.1
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
 
 
 class ChatBackend(Protocol):

@@ -8,7 +8,9 @@ from paramstack.cli import (
     abtest,
     attest,
     audit,
+    data,
     db,
+    deploy,
     ecg,
     guard,
     keys,
@@ -16,6 +18,7 @@ from paramstack.cli import (
     metrics,
     models,
     tenants,
+    tokenizer,
     traffic,
     usage,
 )
@@ -44,6 +47,9 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(llm.app, name="llm")
+app.add_typer(data.app, name="data")
+app.add_typer(tokenizer.app, name="tokenizer")
+app.add_typer(deploy.app, name="deploy")
 app.command()(serve)
 app.command()(quickstart)
 

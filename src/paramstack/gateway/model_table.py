@@ -5,18 +5,22 @@ public names with the backend and upstream model behind each; see that file for 
 Upstream API keys are never written in it: ``api_key_env`` names the environment variable
 that holds one. Models that share an upstream share one backend (one connection pool and one
 circuit breaker), since they fail together.
+
+LoRA adapters are models too, as in vLLM: each entry of a model's ``adapters`` is listed as its
+own public name served by the same backend (one copy of the base weights), and a tenant's
+``default_adapter`` is applied when that tenant calls the base name (``with_adapter``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from paramstack.backends.protocol import BackendConfig, ChatBackend, Observable, build_backend
 from paramstack.errors import InvalidInput, NotFound
@@ -44,6 +48,22 @@ class ModelSpec(BaseModel):
     breaker_failures: int = Field(5, ge=1)
     breaker_reset_s: float = Field(30.0, gt=0)
     owned_by: str = "paramstack"
+    # In-process backends (``transformers``): what to load and how much to run at once.
+    model: str | None = Field(None, description="Model directory, .gguf file or hub id.")
+    adapters: dict[str, str] = Field(
+        default_factory=dict, description="Adapter public name -> PEFT adapter directory."
+    )
+    max_concurrency: int = Field(1, ge=1, le=64, description="Generations running at once.")
+    device: str = Field("cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    threads: int | None = Field(None, ge=1, le=256, description="torch threads (process-wide).")
+
+    @model_validator(mode="after")
+    def _adapter_names(self) -> ModelSpec:
+        for adapter in self.adapters:
+            if not adapter or len(adapter) > 128 or adapter in (self.name, self.upstream_model):
+                raise ValueError(f"adapter name {adapter!r} must be 1-128 chars, not the model's")
+        return self
 
 
 class ModelsFile(BaseModel):
@@ -61,9 +81,22 @@ class ModelRoute:
     max_output_tokens: int
     owned_by: str
     backend: ChatBackend
+    adapters: frozenset[str] | None = None  # served on top of this base (public names)
 
 
-def _backend_config(spec: ModelSpec) -> BackendConfig:
+def _local_path(base: Path, value: str, *, hub_id: bool = False) -> str:
+    """A path in the file, relative to the file's directory; with ``hub_id``, a value like
+    "org/name" that is no such path stays as it is (transformers fetches it)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    candidate = base / path
+    keep = hub_id and not candidate.exists() and not value.startswith(".")
+    return value if keep else str(candidate)
+
+
+def _backend_config(spec: ModelSpec, base: Path = Path()) -> BackendConfig:
+    adapters = spec.adapters.items()
     api_key = None
     if spec.api_key_env:
         value = os.environ.get(spec.api_key_env)
@@ -83,6 +116,14 @@ def _backend_config(spec: ModelSpec) -> BackendConfig:
         backoff_s=spec.backoff_s,
         breaker_failures=spec.breaker_failures,
         breaker_reset_s=spec.breaker_reset_s,
+        options=(  # sorted by name, hashable: equal configs share one backend
+            ("adapters", tuple(sorted((k, _local_path(base, v)) for k, v in adapters))),
+            ("device", spec.device),
+            ("dtype", spec.dtype),
+            ("max_concurrency", spec.max_concurrency),
+            ("model", spec.model and _local_path(base, spec.model, hub_id=True)),
+            ("threads", spec.threads),
+        ),
     )
 
 
@@ -97,19 +138,26 @@ class ModelTable:
         self._routes: dict[str, ModelRoute] = {}
         self._backends: dict[BackendConfig, ChatBackend] = {}
         for spec in specs:
-            if spec.name in self._routes:
-                raise InvalidInput(f"model {spec.name!r} is listed twice", param="models")
-            config = _backend_config(spec)
+            config = _backend_config(spec, base)
             if config not in self._backends:
                 self._backends[config] = build_backend(config)
-            self._routes[spec.name] = ModelRoute(
+            route = ModelRoute(
                 name=spec.name,
                 upstream_model=spec.upstream_model or spec.name,
                 kind=spec.kind,
                 max_output_tokens=spec.max_output_tokens,
                 owned_by=spec.owned_by,
                 backend=self._backends[config],
+                adapters=frozenset(spec.adapters) or None,
             )
+            self._add(route)
+            for adapter in spec.adapters:  # the backend serves it under its own name
+                self._add(replace(route, name=adapter, upstream_model=adapter, adapters=None))
+
+    def _add(self, route: ModelRoute) -> None:
+        if route.name in self._routes:
+            raise InvalidInput(f"model {route.name!r} is listed twice", param="models")
+        self._routes[route.name] = route
 
     @classmethod
     def from_file(cls, path: Path | None) -> ModelTable:
@@ -152,6 +200,21 @@ class ModelTable:
                 param="model",
             )
         return route
+
+    def with_adapter(self, route: ModelRoute, adapter: str | None) -> ModelRoute:
+        """``route`` served through a tenant's default ``adapter`` when it is a base with
+        adapters (billed under the base name); an adapter the base lacks is the tenant's
+        misconfiguration, said plainly rather than silently answered by the base."""
+        if adapter is None or not route.adapters:
+            return route
+        if adapter not in route.adapters:
+            raise NotFound(
+                f"the tenant's default adapter {adapter[:128]!r} is not served by model "
+                f"{route.name!r} (adapters: {', '.join(sorted(route.adapters))})",
+                code="adapter_not_found",
+                param="model",
+            )
+        return replace(route, upstream_model=adapter)
 
     def observe_retries(self, count: Callable[[str], None]) -> None:
         """Have every retrying backend call ``count(public_name)`` per retry. Backends only

@@ -238,6 +238,7 @@ class OpenAIServing:
             call = _Call(self, principal, route, request_id, input_sha256, pick)
             return await router.chat(self, call, req, body_bytes, route_hint)
         route = self.models.resolve(target, "chat")
+        route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
         if limit is None:
@@ -260,6 +261,7 @@ class OpenAIServing:
         input_sha256: str = "",
     ) -> Response:
         route, pick = self._resolve(req.model, "completions", req.user, principal)
+        route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
         if req.max_tokens is None:
             body["max_tokens"] = route.max_output_tokens

@@ -53,17 +53,18 @@ async def change_split(
     def run() -> tuple[SplitView, dict[str, Any], dict[str, Any]]:
         with transaction(factory) as session:
             split = change(session)
-            return (
+            result = (
                 registry.view(split),
                 registry.audit_event(split, action, actor),
                 registry.describe_split(split),
             )
+        if result[0].status != "stopped":
+            table.apply(result[0])  # right after the commit, in this thread: no request between
+        return result
 
     view, event, described = await to_thread.run_sync(run)
     if view.status == "stopped":
         await refresh_traffic(factory, table)  # a stopped split leaves the snapshot
-    else:
-        table.apply(view)
     logs.submit(AuditEntry, event)
     return described
 

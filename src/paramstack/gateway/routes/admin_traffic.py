@@ -104,6 +104,16 @@ async def _read(request: Request, name: str, *, history: bool) -> dict[str, Any]
 
     info = await to_thread.run_sync(run)
     info["live_window"] = _live(table, name)
+    local = table.get(name)  # what this process routes by now (the snapshot may lag)
+    info["in_this_process"] = (
+        None
+        if local is None
+        else {
+            "status": local.status,
+            "candidate_percent": local.percent,
+            "revision": local.revision,
+        }
+    )
     return info
 
 
