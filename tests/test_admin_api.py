@@ -159,10 +159,12 @@ def test_traffic_set_promote_rollback_stop(settings: Settings, tmp_path: Path) -
         assert admin.get("/traffic").json()["data"][0]["name"] == "chat"
 
 
-def _alert(status: str, model: str, name: str = "CanaryErrorBudgetBurn") -> dict[str, object]:
+def _alert(
+    status: str, model: str, name: str = "CanaryErrorBudgetBurn", label: str = "paramstack_model"
+) -> dict[str, object]:
     return {
         "status": status,
-        "labels": {"alertname": name, "paramstack_model": model, "severity": "page"},
+        "labels": {"alertname": name, label: model, "severity": "page"},
         "annotations": {"summary": f"{model} canary 5xx over budget"},
         "startsAt": "2026-11-24T06:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus/graph", "fingerprint": "c0ffee",
@@ -188,7 +190,7 @@ def test_alertmanager_firing_canary_alert_rolls_it_back_and_audits(
         before = {gw.ask(f"u{i}") for i in range(20)}
         answer = admin.post("/alertmanager", json=_payload(
             _alert("resolved", "chat"), _alert("firing", "unknown-model"),
-            _alert("firing", "ab"), _alert("firing", "chat"),
+            _alert("firing", "ab", label="split"), _alert("firing", "chat"),
         ))  # fmt: skip
         assert answer.status_code == 200, answer.text
         body = answer.json()

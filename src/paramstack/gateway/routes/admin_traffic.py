@@ -5,7 +5,8 @@ uses, then applied in this process at once and appended to the audit chain). Sta
 from the usage ledger (what was billed, all workers) plus this process's live SLO window.
 
 Alertmanager (webhook v4 payload, ``http_config.authorization`` carrying the admin token):
-a *firing* alert whose ``paramstack_model`` label names a running canary split rolls it back;
+a *firing* alert whose ``paramstack_model`` label (else its ``split`` label, which every
+``paramstack_traffic_*`` series has) names a running canary split rolls it back;
 resolved alerts, unknown names, A/B splits and splits no longer running are acknowledged
 and ignored, so repeated notifications are harmless.
 """
@@ -223,7 +224,8 @@ async def alertmanager(
     rolled_back: list[str] = []
     ignored: list[dict[str, str]] = []
     for alert in payload.alerts:
-        name = alert.labels.get(ALERT_LABEL, "")[:128]
+        # paramstack_model, else the split label every paramstack_traffic_* series carries
+        name = (alert.labels.get(ALERT_LABEL) or alert.labels.get("split", ""))[:128]
         alertname = alert.labels.get("alertname", "alert")[:128]
         if alert.status != "firing" or not name:
             why = f"status {alert.status[:32]}" if name else f"no {ALERT_LABEL} label"
