@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (only its SHA-256 is kept in memory)."
+    )
+    admin_token_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 of the admin token, so the token itself is never configured; "
+        "neither set: the admin API refuses every call.",
+    )
+    traffic_check_s: float = Field(
+        5.0, gt=0, description="How often the SLO watcher judges running canaries."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ from paramstack.cli import (
     models,
     tenants,
     tokenizer,
+    traffic,
     usage,
 )
 from paramstack.cli.context import print_json, settings
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(abtest.app, name="abtest")
+app.add_typer(traffic.app, name="traffic")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(ecg.app, name="ecg")
 app.add_typer(guard.app, name="guard")

@@ -20,6 +20,7 @@ from paramstack import __version__
 from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
 from paramstack.errors import ParamstackError, Unavailable
+from paramstack.gateway.admin_auth import admin_digest
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.chat_guard import build_chat_guard
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
@@ -29,11 +30,21 @@ from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.model_table import ModelTable
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.result_cache import ResultCache
-from paramstack.gateway.routes import attestations, health, openai, predict, usage
+from paramstack.gateway.routes import (
+    admin,
+    admin_traffic,
+    attestations,
+    health,
+    openai,
+    predict,
+    usage,
+)
 from paramstack.gateway.routing import RouteTable
 from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tasks import get_task
 from paramstack.gateway.telemetry import Telemetry
+from paramstack.gateway.traffic import TrafficMetrics, TrafficTable
+from paramstack.gateway.traffic_ops import refresh_traffic, watch_slos
 from paramstack.registry.key_material import Pepper, resolve_pepper
 from paramstack.registry.key_ring import KeyRing
 from paramstack.registry.serving import ModelEntry, load_snapshot
@@ -94,10 +105,14 @@ async def refresh_keys(app: FastAPI) -> None:
     state.key_ring = await to_thread.run_sync(_load_key_ring, state.factory, state.pepper)
 
 
+async def refresh_splits(app: FastAPI) -> None:
+    await refresh_traffic(app.state.factory, app.state.traffic)
+
+
 async def _refresh_forever(app: FastAPI, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        for refresh in (refresh_routes, refresh_keys):
+        for refresh in (refresh_routes, refresh_keys, refresh_splits):
             try:
                 await refresh(app)
             except Exception:  # keep serving the last good snapshot
@@ -128,6 +143,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # shared limiter (build_limiter refuses per-process counters with several workers).
     limiter = build_limiter(settings) if models.names() else InProcessLimiter()
     app.state.factory = factory
+    app.state.admin_digest = admin_digest(settings)
+    app.state.logs = logs
+    app.state.models = models
+    app.state.traffic = traffic = TrafficTable(TrafficMetrics(telemetry.registry))
     app.state.pepper = pepper
     app.state.telemetry = telemetry
     app.state.sessions = sessions
@@ -147,17 +166,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         build_chat_guard(settings),
         Attestor(key, logs) if key is not None else None,
         telemetry.llm,
+        traffic,
     )
     logs.start()
     await refresh_routes(app)
     await refresh_keys(app)
-    refresher = asyncio.create_task(_refresh_forever(app, settings.registry_refresh_s))
+    await refresh_splits(app)
+    background = [
+        asyncio.create_task(_refresh_forever(app, settings.registry_refresh_s)),
+        asyncio.create_task(watch_slos(factory, traffic, logs, settings.traffic_check_s)),
+    ]
     try:
         yield
     finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for close in (models.aclose, limiter.aclose):
             try:
                 await close()
@@ -187,6 +212,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(usage.router)
     app.include_router(attestations.router)
+    app.include_router(admin.router)
+    app.include_router(admin_traffic.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
     document_errors_as_400(app)

@@ -10,12 +10,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from paramstack.errors import InvalidInput, NotFound, ParamstackError
 
 log = logging.getLogger(__name__)
 
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -34,6 +36,19 @@ def _from_validation(exc: RequestValidationError) -> InvalidInput:
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in _LOCATIONS)
     message = first.get("msg", "invalid request")
     return InvalidInput(f"{where}: {message}" if where else message, param=where or None)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route serves on this path: Starlette's 405 names only the first
+    matching route's, wrong when one path has several (``GET`` and ``POST /v1/admin/tenants``).
+    Each method is tried through the public ``matches`` of the routes, so routers included
+    in any way are covered."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -55,6 +70,8 @@ def install_error_handlers(app: FastAPI) -> None:
         err = cls(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
         response = error_response(err, request, exc.status_code)
         response.headers.update(exc.headers or {})  # e.g. the Allow header of a 405
+        if exc.status_code == 405:
+            response.headers["allow"] = _allowed(request)
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

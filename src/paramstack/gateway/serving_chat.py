@@ -38,6 +38,7 @@ from paramstack.gateway.openai_protocol import (
 )
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
+from paramstack.gateway.traffic import Pick, TrafficTable
 from paramstack.gateway.usage_ledger import ledger_row
 from paramstack.guard.pii import MaskSession
 from paramstack.registry.key_ring import Principal
@@ -56,6 +57,7 @@ class _Call:
         route: ModelRoute,
         request_id: str,
         input_sha256: str,
+        pick: Pick | None = None,
     ) -> None:
         self.serving = serving
         self.principal = principal
@@ -64,8 +66,9 @@ class _Call:
         self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
+        self.pick = pick
         # the ledger's routing JSON: each routing step adds its own key (orjson-serialisable)
-        self.routing: dict[str, Any] = {}
+        self.routing: dict[str, Any] = {"traffic": pick.routing()} if pick else {}
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -84,11 +87,15 @@ class _Call:
         output settles to 0; a stream cut after it started, with no usage known, keeps its
         whole reservation, so a quota is never undercounted. The settle is shielded: it also
         runs when the client went away and the request is being cancelled."""
-        self.record(usage, status, status_code)
+        row = self.record(usage, status, status_code)
         metrics = self.serving.metrics
         if metrics is not None:
             metrics.latency.labels(self.route.name).observe(time.perf_counter() - self.t0)
             self.serving.observe_breakers()
+        if self.pick is not None and self.serving.traffic is not None:
+            self.serving.traffic.observe(
+                self.pick, time.perf_counter() - self.t0, status_code, row["cost"], row["currency"]
+            )
         reservation = self.admission.reservation
         if reservation is not None:
             if usage is not None:
@@ -98,7 +105,7 @@ class _Call:
             with anyio.CancelScope(shield=True):
                 await self.serving.limiter.settle(reservation, spent)
 
-    def record(self, usage: Usage | None, status: str, status_code: int) -> None:
+    def record(self, usage: Usage | None, status: str, status_code: int) -> dict[str, Any]:
         row = ledger_row(
             self.principal,
             request_id=self.request_id,
@@ -122,6 +129,7 @@ class _Call:
                 tokens_out=row["tokens_out"],
                 cost=row["cost"],
             )
+        return row
 
 
 class OpenAIServing:
@@ -133,8 +141,10 @@ class OpenAIServing:
         guard: ChatGuard | None = None,
         attestor: Attestor | None = None,
         metrics: LlmMetrics | None = None,
+        traffic: TrafficTable | None = None,
     ) -> None:
         self.models = models
+        self.traffic = traffic
         self.limiter = limiter
         self.logs = logs
         self.guard = guard
@@ -186,16 +196,33 @@ class OpenAIServing:
         return self.guard.stream(session, call.principal.tenant.domain)
 
     def list_models(self) -> ModelList:
-        return ModelList(
-            data=[
-                ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
-                for r in self.models.routes()
-            ]
-            + [
-                ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
-                for r in self.routers.specs()
-            ]
-        )
+        cards = [
+            ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+            for r in self.models.routes()
+        ] + [
+            ModelCard(id=r.name, created=self.created, owned_by=r.owned_by)
+            for r in self.routers.specs()
+        ]
+        known = {card.id for card in cards}
+        splits = self.traffic.splits() if self.traffic is not None else []
+        cards += [
+            ModelCard(id=s.name, created=self.created, owned_by="paramstack")
+            for s in splits
+            if s.name not in known
+        ]
+        return ModelList(data=cards)
+
+    def _pick(self, model: str, user: str | None, principal: Principal) -> Pick | None:
+        """A traffic split (A/B, canary) picks its sticky arm before the model is resolved."""
+        if self.traffic is None:
+            return None
+        return self.traffic.pick(model, user or principal.key_prefix)
+
+    def _resolve(
+        self, model: str, capability: str, user: str | None, principal: Principal
+    ) -> tuple[ModelRoute, Pick | None]:
+        pick = self._pick(model, user, principal)
+        return self.models.resolve(pick.target if pick else model, capability), pick
 
     async def chat(
         self,
@@ -206,11 +233,14 @@ class OpenAIServing:
         input_sha256: str = "",
         route_hint: str | None = None,
     ) -> Response:
-        router = self.routers.get(req.model)
+        pick = self._pick(req.model, req.user, principal)
+        target = pick.target if pick else req.model
+        router = self.routers.get(target)
         if router is not None:  # a virtual model: ``llm_router`` picks the real one
-            call = _Call(self, principal, router.default_route, request_id, input_sha256)
+            route = router.default_route
+            call = _Call(self, principal, route, request_id, input_sha256, pick)
             return await router.chat(self, call, req, body_bytes, route_hint)
-        route = self.models.resolve(req.model, "chat")
+        route = self.models.resolve(target, "chat")
         route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
@@ -218,7 +248,7 @@ class OpenAIServing:
             limit = route.max_output_tokens
             body["max_tokens"] = limit
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id, input_sha256)
+        call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
         backend = route.backend
@@ -233,14 +263,14 @@ class OpenAIServing:
         request_id: str,
         input_sha256: str = "",
     ) -> Response:
-        route = self.models.resolve(req.model, "completions")
+        route, pick = self._resolve(req.model, "completions", req.user, principal)
         route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
         if req.max_tokens is None:
             body["max_tokens"] = route.max_output_tokens
         body["model"] = route.upstream_model
         prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
-        call = _Call(self, principal, route, request_id, input_sha256)
+        call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
         backend = route.backend
@@ -257,10 +287,10 @@ class OpenAIServing:
         request_id: str,
         input_sha256: str = "",
     ) -> Response:
-        route = self.models.resolve(req.model, "embeddings")
+        route, pick = self._resolve(req.model, "embeddings", req.user, principal)
         body = req.model_dump(exclude_unset=True)
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id, input_sha256)
+        call = _Call(self, principal, route, request_id, input_sha256, pick)
         self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
         return await self._whole(call, route.backend.embeddings, body, None, signed=False)
