@@ -31,7 +31,7 @@ export CONTAINERS_CONF="${work}/containers.conf"
 SECONDS=0
 # The demo model trains on the host while the image builds (the two overlap on 2 cores).
 home="${work}/home"
-PARAMSTACK_HOME="${home}" "${PYTHON}" -m paramstack quickstart --epochs 2 >"${work}/quickstart.log" 2>&1 &
+PARAMSTACK_HOME="${home}" "${PYTHON}" -m paramstack quickstart --epochs 2 --no-llm >"${work}/quickstart.log" 2>&1 &
 trainer=$!
 
 if ! podman image exists python:3.11-slim; then

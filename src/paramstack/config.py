@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     llm_models_file: Path | None = Field(
         None,
         description="YAML table of public LLM model names -> backend and upstream model "
-        "(see configs/gateway/models.yaml); none: no LLM models are routed.",
+        "(see configs/gateway/models.yaml); default: <home>/llm-models.yaml when it exists "
+        "(written by `paramstack quickstart`), else no LLM models are routed.",
     )
     guard: bool = Field(True, description="Apply the guard policy on the OpenAI routes.")
     guard_policy_file: Path | None = Field(
@@ -128,6 +129,14 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'paramstack.db'}"
+
+    @property
+    def resolved_llm_models_file(self) -> Path | None:
+        """The configured LLM model table, else the one ``quickstart`` writes into the home."""
+        if self.llm_models_file is not None:
+            return self.llm_models_file
+        default = self.home / "llm-models.yaml"
+        return default if default.is_file() else None
 
     @cached_property
     def resolved_artifacts_dir(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from paramstack import __version__
 from paramstack.attest.keys import KeyStore
 from paramstack.cli.context import console, registry_session, settings
+from paramstack.cli.quickstart_llm import setup_local_llm
 from paramstack.config import Settings
 from paramstack.errors import NotFound
 from paramstack.registry import versions as registry
@@ -42,8 +44,15 @@ def ensure_attest_key(cfg: Settings) -> None:
 def quickstart(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
     force: Annotated[bool, typer.Option(help="Retrain even if a matching model serves.")] = False,
+    llm: Annotated[
+        bool, typer.Option(help="Also serve the offline base LLM in-process, with a demo tenant.")
+    ] = True,
+    base_model: Annotated[
+        Path | None, typer.Option(help="Base model directory [fetched into <home>/models/base].")
+    ] = None,
 ) -> None:
-    """Build and register the demo classifier so `paramstack serve` has a real model."""
+    """Build and register the demo classifier, and (``--llm``) set up the local LLM and a demo
+    tenant, so `paramstack serve` has real models on both kinds of route."""
     from paramstack.vision.train_digits import DigitsTrainConfig, export_digits_onnx, train_digits
 
     cfg = settings()
@@ -51,6 +60,8 @@ def quickstart(
     migrate.upgrade(engine)
     engine.dispose()
     ensure_attest_key(cfg)
+    if llm:
+        setup_local_llm(cfg, base_model)
     config = DigitsTrainConfig(epochs=epochs)
     with registry_session(cfg) as session:
         try:

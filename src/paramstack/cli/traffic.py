@@ -36,7 +36,7 @@ def _audit(session: Session, split: TrafficSplit, action: str) -> None:
 
 def _known_models() -> list[str] | None:
     """Names of the configured model table, to catch typos; None when none is configured."""
-    path = settings().llm_models_file
+    path = settings().resolved_llm_models_file
     if path is None:
         return None
     import yaml

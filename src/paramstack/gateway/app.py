@@ -138,7 +138,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     sessions = SessionCache(settings.ort_intra_op_threads)
     pepper = resolve_pepper(settings)
-    models = ModelTable.from_file(settings.llm_models_file)
+    models = ModelTable.from_file(settings.resolved_llm_models_file)
     # Only the LLM routes are limited: a predict-only server with several workers needs no
     # shared limiter (build_limiter refuses per-process counters with several workers).
     limiter = build_limiter(settings) if models.names() else InProcessLimiter()
