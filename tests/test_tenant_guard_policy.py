@@ -4,6 +4,7 @@ picked up by the key-ring refresh, and named by the merged version in signed att
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -24,12 +25,15 @@ from paramstack.attest.keys import KeyStore
 from paramstack.attest.outputs import completion_output, completion_texts
 from paramstack.cli import tenants as tenants_cli
 from paramstack.config import Settings
-from paramstack.errors import InvalidInput
+from paramstack.errors import InvalidInput, Unavailable
+from paramstack.gateway.chat_guard import ChatGuard
+from paramstack.guard.checks import GuardResources
+from paramstack.guard.engine import Guard
 from paramstack.guard.policy import Policy
 from paramstack.registry import api_keys, tenants
 from paramstack.registry.api_keys import KeySpec
 from paramstack.registry.key_material import Pepper, resolve_pepper
-from paramstack.registry.key_ring import KeyRing
+from paramstack.registry.key_ring import KeyRing, TenantPolicy
 from paramstack.registry.tenants import TenantSpec
 from paramstack.store import migrate
 from paramstack.store.audit_tables import AuditEntry
@@ -251,3 +255,41 @@ def test_attestations_name_each_tenants_merged_policy_version(
     [block] = [e for e in entries if e.kind == "guard_block"]
     assert signed == versions
     assert block.tenant == "beta" and block.payload["policy_version"] == BASE.version
+
+
+# --- the gateway's per-tenant guard cache -------------------------------------------------
+
+
+def _tenant(tenant_id: str, override: dict[str, Any] | None) -> TenantPolicy:
+    text = json.dumps(override, sort_keys=True) if override is not None else None
+    return TenantPolicy(
+        id=tenant_id, name=tenant_id, domain="general", default_model=None,
+        default_adapter=None, rag_collection=None, currency="USD", requests_per_second=None,
+        requests_per_minute=None, tokens_per_day=None, prices={}, guard_policy=text,
+        guard_policy_sha=hashlib.sha256(text.encode()).hexdigest() if text else None,
+    )  # fmt: skip
+
+
+def test_guards_are_built_at_prepare_reused_dropped_and_fail_closed(tmp_path: Path) -> None:
+    base = ChatGuard(Guard(BASE, GuardResources(home=tmp_path)))
+    alpha = _tenant("alpha", {"pii": {"input": "log"}})
+    base.prepare([alpha, _tenant("beta", None)])
+    built = base.for_tenant(alpha)
+    assert built is not base and built.guard.policy.pii.input.value == "log"
+    assert base.for_tenant(_tenant("beta", None)) is base  # no override: the base guard
+    assert (
+        built.guard.version
+        == BASE.with_overrides({"pii": {"input": "log"}}, tenant="alpha").version
+    )
+    base.prepare([alpha])
+    assert base.for_tenant(alpha) is built  # unchanged override: same guard, nothing rebuilt
+    changed = _tenant("alpha", {"pii": {"input": "block"}})
+    base.prepare([changed])
+    assert base.for_tenant(changed) is not built
+    assert base.for_tenant(changed).guard.policy.pii.input.value == "block"
+    # stored before a base-policy change made it invalid: refused, never the base policy
+    broken = _tenant("gamma", {"injection": {"input": "mask"}})
+    base.prepare([broken])
+    with pytest.raises(Unavailable) as caught:
+        base.for_tenant(broken)
+    assert caught.value.code == "guard_policy_unusable"
