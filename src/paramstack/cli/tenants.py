@@ -1,15 +1,18 @@
-"""``paramstack tenants``: add, list, show, set-limits, set-price."""
+"""``paramstack tenants``: add, list, show, set-limits, set-price, set-policy."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from paramstack.cli.context import console, print_json, registry_session
+from paramstack.cli.context import console, print_json, registry_session, settings
 from paramstack.errors import InvalidInput
+from paramstack.guard import overrides
+from paramstack.guard.policy import Policy
 from paramstack.registry import tenants as registry
 from paramstack.registry.tenants import TenantSpec, plain
 
@@ -98,12 +101,47 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     console.print(table if rows else "no tenants yet")
 
 
+def _with_policy_version(info: dict[str, object], base: Policy) -> dict[str, object]:
+    """The version the gateway signs with: the base policy's, or the merged one's."""
+    override = info.get("guard_policy")
+    merged = overrides.merge(
+        base, override if isinstance(override, dict) else None, str(info["id"])
+    )
+    return {**info, "guard_policy_version": merged.version}
+
+
 @app.command()
 def show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One tenant with its limits and price book."""
+    """One tenant with its limits, price book and guard policy override."""
+    base = Policy.from_yaml(settings().guard_policy_file)
     with registry_session() as session:
         info = registry.describe_tenant(registry.get_tenant(session, tenant_id))
-    _print(info, as_json)
+    _print(_with_policy_version(info, base), as_json)
+
+
+@app.command("set-policy")
+def set_policy(
+    tenant_id: str,
+    file: Annotated[
+        Path | None, typer.Argument(help="YAML with the parts of the policy to override.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Back to the base policy.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Override parts of the guard policy for one tenant (validated; invalid = nothing stored).
+
+    The gateway picks the change up at its next registry refresh.
+    """
+    if (file is None) == (not clear):
+        raise InvalidInput("give either a policy FILE or --clear")
+    override = overrides.load_override(file) if file is not None else None
+    base = Policy.from_yaml(settings().guard_policy_file)
+    with registry_session() as session:
+        info = registry.describe_tenant(
+            registry.set_guard_policy(session, tenant_id, override, base)
+        )
+    shown = _with_policy_version(info, base)
+    _print({k: shown[k] for k in ("id", "guard_policy", "guard_policy_version")}, as_json)
 
 
 @app.command("set-limits")

@@ -102,7 +102,10 @@ def _load_key_ring(factory: sessionmaker[Session], pepper: Pepper) -> KeyRing:
 async def refresh_keys(app: FastAPI) -> None:
     """Swap in a fresh API-key snapshot: revocations reach this replica within one period."""
     state = app.state
-    state.key_ring = await to_thread.run_sync(_load_key_ring, state.factory, state.pepper)
+    ring = await to_thread.run_sync(_load_key_ring, state.factory, state.pepper)
+    if state.openai.guard is not None:  # tenants' guards exist before their keys are usable
+        await to_thread.run_sync(state.openai.guard.prepare, ring.tenants())
+    state.key_ring = ring
 
 
 async def refresh_splits(app: FastAPI) -> None:

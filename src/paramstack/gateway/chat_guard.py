@@ -1,21 +1,79 @@
 """The guard policy on the OpenAI routes: prompts are scanned before the upstream sees them
 (PII masked, attacks blocked), answers before the caller does (new PII masked, the caller's own
 placeholders restored, the tenant domain's disclaimer appended) — streamed answers included,
-through one :class:`~paramstack.guard.streaming.OutputStream` per choice."""
+through one :class:`~paramstack.guard.streaming.OutputStream` per choice.
+
+Each tenant may override parts of the base policy (``paramstack tenants set-policy``):
+:meth:`ChatGuard.for_tenant` returns the guard built for the tenant's override. Those guards are
+built by :meth:`ChatGuard.prepare` when the key ring is refreshed, before the new ring can route
+a request to them, so the request path only does a dict lookup (no YAML, no model loading).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from paramstack.config import Settings
+from paramstack.errors import ParamstackError, Unavailable
+from paramstack.guard import overrides
 from paramstack.guard.engine import Guard
 from paramstack.guard.pii import MaskSession
 from paramstack.guard.streaming import OutputStream
+from paramstack.registry.key_ring import TenantPolicy
+
+log = logging.getLogger(__name__)
+_Key = tuple[str, str]  # (tenant id, SHA-256 of its stored override)
 
 
 class ChatGuard:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
+        self._tenants: dict[_Key, ChatGuard] = {}  # replaced whole, never mutated in place
+
+    def for_tenant(self, tenant: TenantPolicy) -> ChatGuard:
+        """The guard of the base policy merged with the tenant's override (this one if none)."""
+        if tenant.guard_policy is None or tenant.guard_policy_sha is None:
+            return self
+        key = (tenant.id, tenant.guard_policy_sha)
+        found = self._tenants.get(key)
+        if found is None:  # a ring that was not prepared (tests, tools): build once, then cache
+            log.warning("building the guard of tenant %s on the request path", tenant.id)
+            try:
+                found = self._build(tenant)
+            except ParamstackError as exc:  # fail closed: never serve a policy not asked for
+                raise Unavailable(
+                    "this tenant's guard policy is unusable; an administrator must fix it",
+                    code="guard_policy_unusable",
+                ) from exc
+            self._tenants = {**self._tenants, key: found}
+        return found
+
+    def prepare(self, tenants: Iterable[TenantPolicy]) -> None:
+        """Build the guard of every tenant with an override (kept when unchanged), and drop
+        those of overrides no longer in use. Runs in a worker thread at each key-ring refresh;
+        a tenant whose guard cannot be built is logged and fails its requests, never falls
+        back to a policy it did not ask for."""
+        fresh: dict[_Key, ChatGuard] = {}
+        for tenant in tenants:
+            if tenant.guard_policy is None or tenant.guard_policy_sha is None:
+                continue
+            key = (tenant.id, tenant.guard_policy_sha)
+            if key in self._tenants:
+                fresh[key] = self._tenants[key]
+                continue
+            try:
+                fresh[key] = self._build(tenant)
+            except ParamstackError as exc:
+                log.error("guard policy of tenant %s is unusable: %s", tenant.id, exc.message)
+        self._tenants = fresh
+
+    def _build(self, tenant: TenantPolicy) -> ChatGuard:
+        override = json.loads(tenant.guard_policy or "{}")
+        policy = overrides.merge(self.guard.policy, override, tenant.id)
+        return ChatGuard(Guard(policy, self.guard.resources))
 
     def _input(self, text: str, session: MaskSession) -> str:
         return self.guard.check_input(text, session=session).text

@@ -175,7 +175,9 @@ class OpenAIServing:
             input_sha256=call.input_sha256,
             output=completion_output(texts),
             tenant=call.principal.tenant.id,
-            policy_version=self.guard.guard.version if self.guard else "none",
+            policy_version=self.guard.for_tenant(call.principal.tenant).guard.version
+            if self.guard
+            else "none",
             request_id=call.request_id,
         )
 
@@ -184,7 +186,7 @@ class OpenAIServing:
         if self.guard is None:
             return None
         try:
-            return self.guard.guard_prompt(body)
+            return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
         except GuardBlocked as exc:
             call.record(None, exc.code, exc.http_status)
             audit_block(self.logs, exc, tenant=call.principal.tenant.id, request_id=call.request_id)
@@ -193,7 +195,9 @@ class OpenAIServing:
     def _stream_guard(self, call: _Call, session: MaskSession | None) -> StreamGuard | None:
         if self.guard is None or session is None:
             return None
-        return self.guard.stream(session, call.principal.tenant.domain)
+        return self.guard.for_tenant(call.principal.tenant).stream(
+            session, call.principal.tenant.domain
+        )
 
     def list_models(self) -> ModelList:
         cards = [
@@ -324,7 +328,8 @@ class OpenAIServing:
             result = await method(body)
             usage = result.usage
             if self.guard is not None and session is not None:
-                self.guard.guard_answer(result.body, session, call.principal.tenant.domain)
+                guard = self.guard.for_tenant(call.principal.tenant)
+                guard.guard_answer(result.body, session, call.principal.tenant.domain)
         except ParamstackError as exc:
             await call.finish(usage, exc.code, exc.http_status)
             raise

@@ -12,6 +12,7 @@ which prefixes exist.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -64,6 +65,10 @@ class TenantPolicy:
     requests_per_minute: int | None
     tokens_per_day: int | None
     prices: Mapping[str, Price]
+    # The guard policy override as stored (canonical JSON) and its SHA-256, the gateway's
+    # cache key for the tenant's built guard; None = the base policy.
+    guard_policy: str | None = None
+    guard_policy_sha: str | None = None
 
     def price(self, model: str) -> Price | None:
         return self.prices.get(model)
@@ -111,6 +116,10 @@ def _policy(tenant: Tenant) -> TenantPolicy:
         prices=MappingProxyType(
             {p.model: Price(p.input_per_1k, p.output_per_1k) for p in tenant.prices}
         ),
+        guard_policy=tenant.guard_policy,
+        guard_policy_sha=hashlib.sha256(tenant.guard_policy.encode()).hexdigest()
+        if tenant.guard_policy
+        else None,
     )
 
 
@@ -126,6 +135,11 @@ class KeyRing:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def tenants(self) -> list[TenantPolicy]:
+        """Each tenant that has a usable key, once (the gateway prepares their guards)."""
+        unique = {e.principal.tenant.id: e.principal.tenant for e in self._entries.values()}
+        return list(unique.values())
 
     @classmethod
     def load(cls, session: Session, pepper: Pepper, now: datetime | None = None) -> KeyRing:

@@ -7,6 +7,7 @@ Limits are ``None`` for unlimited. Prices are per 1k tokens in the tenant's curr
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from paramstack.errors import Conflict, InvalidInput, NotFound
+from paramstack.guard import overrides
+from paramstack.guard.policy import Policy
 from paramstack.store.tenant_tables import PRICE_SCALE, ModelPrice, Tenant
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -135,6 +138,25 @@ def set_price(
     return price
 
 
+def set_guard_policy(
+    session: Session, tenant_id: str, override: Mapping[str, Any] | None, base: Policy
+) -> Tenant:
+    """Store (or with ``None`` clear) the tenant's guard override, validated against ``base``
+    first: an invalid override raises ``InvalidInput`` and nothing is written."""
+    tenant = get_tenant(session, tenant_id)
+    if override is None:
+        tenant.guard_policy = None
+    else:
+        overrides.merge(base, overrides.as_mapping(override), tenant_id)
+        tenant.guard_policy = overrides.canonical(override)
+    session.flush()
+    return tenant
+
+
+def guard_override(tenant: Tenant) -> dict[str, Any] | None:
+    return json.loads(tenant.guard_policy) if tenant.guard_policy else None
+
+
 def plain(value: Decimal) -> str:
     """``0.0005`` rather than ``5.00E-4``: the form people and spreadsheets read."""
     return format(value.normalize(), "f")
@@ -152,6 +174,7 @@ def describe_tenant(tenant: Tenant) -> dict[str, Any]:
         "rag_collection": tenant.rag_collection,
         "currency": tenant.currency,
         "limits": {name: getattr(tenant, name) for name in LIMIT_FIELDS},
+        "guard_policy": guard_override(tenant),
         "prices": {
             p.model: {
                 "input_per_1k": plain(p.input_per_1k),

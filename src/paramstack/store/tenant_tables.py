@@ -78,6 +78,9 @@ class Tenant(Base):
     requests_per_second: Mapped[int | None] = mapped_column(Integer, nullable=True)
     requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A partial guard policy deep-merged over the gateway's base policy: canonical JSON text
+    # (sorted keys), so equal overrides hash equal; validated before it is stored.
+    guard_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
