@@ -1088,7 +1088,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"PARAMSTACK_HOME={home}: db upgrade")
             setup["db_upgrade_s"], _ = run_cli(["db", "upgrade"], env, timeout_s=120)
             log("quickstart (train + export + register + promote the digits model)")
-            setup["quickstart_s"], _ = run_cli(["quickstart", "--no-llm"], env, args.quickstart_timeout)
+            setup["quickstart_s"], _ = run_cli(
+                ["quickstart", "--no-llm"], env, args.quickstart_timeout
+            )
         model_path = find_model_file(home, env)
         log(f"model file: {model_path}")
         pngs, labels = load_digit_pngs()
