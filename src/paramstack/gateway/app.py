@@ -120,6 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pending=settings.log_queue_max,
         on_written=telemetry.logs_written.inc,
         audit=chain,
+        observer=telemetry.ops,
     )
     sessions = SessionCache(settings.ort_intra_op_threads)
     pepper = resolve_pepper(settings)
