@@ -20,6 +20,7 @@ from paramstack import __version__
 from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
 from paramstack.errors import ParamstackError, Unavailable
+from paramstack.gateway import tracing
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.chat_guard import build_chat_guard
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
@@ -187,5 +188,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(attestations.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
+    tracing.install(app, app.state.settings)  # outermost: its span parents everything
     document_errors_as_400(app)
     return app

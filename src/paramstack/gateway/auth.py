@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from paramstack.gateway.tracing import span
 from paramstack.registry.key_ring import KeyRing, Principal
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A paramstack API key (psk_…).")
@@ -23,7 +24,8 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     ring: KeyRing = request.app.state.key_ring
-    return ring.authenticate(credentials.credentials if credentials is not None else None)
+    with span("auth"):
+        return ring.authenticate(credentials.credentials if credentials is not None else None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

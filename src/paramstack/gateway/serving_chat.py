@@ -38,6 +38,7 @@ from paramstack.gateway.openai_protocol import (
 )
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
+from paramstack.gateway.tracing import span
 from paramstack.gateway.usage_ledger import ledger_row
 from paramstack.guard.pii import MaskSession
 from paramstack.registry.key_ring import Principal
@@ -70,7 +71,8 @@ class _Call:
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
         try:
-            self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
+            with span("limits"):
+                self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
         except LimitExceeded as exc:
             self.record(None, exc.code, exc.http_status)
             if self.serving.metrics is not None:
@@ -156,22 +158,24 @@ class OpenAIServing:
         """Sign what the caller received (after the guard); None when signing is off."""
         if self.attestor is None:
             return None
-        return self.attestor.sign(
-            model=call.route.name,
-            version=call.route.upstream_model,
-            input_sha256=call.input_sha256,
-            output=completion_output(texts),
-            tenant=call.principal.tenant.id,
-            policy_version=self.guard.guard.version if self.guard else "none",
-            request_id=call.request_id,
-        )
+        with span("attestation"):
+            return self.attestor.sign(
+                model=call.route.name,
+                version=call.route.upstream_model,
+                input_sha256=call.input_sha256,
+                output=completion_output(texts),
+                tenant=call.principal.tenant.id,
+                policy_version=self.guard.guard.version if self.guard else "none",
+                request_id=call.request_id,
+            )
 
     def _guard_prompt(self, call: _Call, body: dict[str, Any]) -> MaskSession | None:
         """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
         if self.guard is None:
             return None
         try:
-            return self.guard.guard_prompt(body)
+            with span("guard.prompt"):
+                return self.guard.guard_prompt(body)
         except GuardBlocked as exc:
             call.record(None, exc.code, exc.http_status)
             audit_block(self.logs, exc, tenant=call.principal.tenant.id, request_id=call.request_id)
@@ -207,8 +211,9 @@ class OpenAIServing:
         if router is not None:  # a virtual model: ``llm_router`` picks the real one
             call = _Call(self, principal, router.default_route, request_id, input_sha256)
             return await router.chat(self, call, req, body_bytes, route_hint)
-        route = self.models.resolve(req.model, "chat")
-        route = self.models.with_adapter(route, principal.tenant.default_adapter)
+        with span("routing"):
+            route = self.models.resolve(req.model, "chat")
+            route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
         if limit is None:
@@ -288,10 +293,12 @@ class OpenAIServing:
     ) -> Response:
         usage: Usage | None = None  # known once the upstream answered: a blocked answer is billed
         try:
-            result = await method(body)
+            with span("backend"):
+                result = await method(body)
             usage = result.usage
             if self.guard is not None and session is not None:
-                self.guard.guard_answer(result.body, session, call.principal.tenant.domain)
+                with span("guard.answer"):
+                    self.guard.guard_answer(result.body, session, call.principal.tenant.domain)
         except ParamstackError as exc:
             await call.finish(usage, exc.code, exc.http_status)
             raise
@@ -317,7 +324,8 @@ class OpenAIServing:
         """Wait for the first chunk before answering, so an upstream that fails to start is a
         proper HTTP error (502/503) rather than a 200 with a broken stream."""
         try:
-            first = await anext(chunks, None)
+            with span("backend"):
+                first = await anext(chunks, None)
         except ParamstackError as exc:
             await call.finish(None, exc.code, exc.http_status)
             raise
