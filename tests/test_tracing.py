@@ -17,7 +17,9 @@ from pydantic import SecretStr
 from paramstack.attest.keys import KeyStore
 from paramstack.config import Settings
 from paramstack.gateway import tracing
+from tests.conftest import DigitsModel, register_digits, run_server
 from tests.test_openai_gateway import MESSAGES, open_gateway
+from tests.test_predict_attestation import PREDICT, body_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -62,6 +64,28 @@ def test_one_chat_request_is_one_trace_of_the_gateway_steps(
         assert child.context is not None and child.context.trace_id == root.context.trace_id
         assert child.end_time is not None and root.end_time is not None
         assert child.end_time <= root.end_time
+
+
+def test_predict_spans_and_a_cache_hit_skips_the_backend(
+    settings: Settings, digits_model: DigitsModel, exporter: InMemorySpanExporter
+) -> None:
+    cfg = settings.model_copy(update={"otel_enabled": True, "attest_passphrase": SecretStr("pw")})
+    KeyStore(cfg.resolved_attest_keys_dir, "pw").rotate()
+    register_digits(cfg, digits_model)
+    with run_server(cfg) as server, server.client() as client:
+        for _ in range(2):  # the same image twice: the second answer comes from the cache
+            assert client.post(PREDICT, json=body_for(0)).status_code == 200
+    spans = exporter.get_finished_spans()
+    roots = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert [r.name for r in roots] == [f"POST {PREDICT}"] * 2
+    trees = []
+    for root in roots:
+        assert root.context is not None
+        kids = [
+            s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id
+        ]
+        trees.append([s.name for s in sorted(kids, key=lambda s: s.start_time or 0)])
+    assert trees == [["routing", "backend", "attestation"], ["routing", "attestation"]]
 
 
 def test_off_is_one_shared_no_op_and_on_needs_no_provider_from_the_caller() -> None:
