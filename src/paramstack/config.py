@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_every: int = Field(1000, ge=1, description="Signed chain checkpoint period.")
     audit_checkpoint_seconds: float = Field(60.0, gt=0)
+    otel_enabled: bool = Field(False, description="OpenTelemetry traces (the otel extra).")
+    otel_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces URL; default: the OTEL_EXPORTER_OTLP_* environment."
+    )
+    otel_service_name: str = "paramstack-gateway"
 
     api_key_pepper: SecretStr | None = Field(
         None,

@@ -37,6 +37,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _unix(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
 def entry_hash(
     seq: int, kind: str, tenant: str | None, ts: str, payload: dict[str, Any], prev: str
 ) -> str:
@@ -64,6 +68,7 @@ class AuditChain:
         self.seconds = seconds
         self._head: tuple[int, str] | None = None
         self._last_cp: tuple[int, float] | None = None
+        self._cp_wall: float | None = None  # Unix time of the newest checkpoint, for metrics
 
     def _load(self, session: Session) -> tuple[int, str]:
         if self._head is None:
@@ -74,6 +79,7 @@ class AuditChain:
                 select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)
             ).first()
             self._last_cp = (cp.seq if cp else 0, time.monotonic())
+            self._cp_wall = _unix(cp.ts) if cp else time.time()
         return self._head
 
     def append(
@@ -145,7 +151,17 @@ class AuditChain:
         session.add(cp)
         session.flush()
         self._last_cp = (seq, time.monotonic())
+        self._cp_wall = time.time()
         return cp
+
+    def lag(self) -> tuple[int, float] | None:
+        """(entries, seconds) since the newest signed checkpoint, read from memory only (the
+        metrics scrape must not query the database); None without a key or before the chain
+        has been loaded. With no checkpoint yet, seconds count from when the chain was loaded."""
+        head, cp, wall = self._head, self._last_cp, self._cp_wall
+        if self.key is None or head is None or cp is None or wall is None:
+            return None
+        return head[0] - cp[0], max(0.0, time.time() - wall)
 
     def forget_head(self) -> None:
         """Drop the cached head (after a rolled-back transaction)."""

@@ -79,6 +79,19 @@ PANELS: list[tuple[str, str, dict[str, str]]] = [
         "pending log rows": f"sum({P}inference_logs_pending)",
         "sessions": f"sum({P}model_sessions_loaded)",
     }),
+    ("Router fallback ratio", "percentunit", {
+        "{{router}}": f"sum by (router) (rate({P}llm_route_fallbacks_total[$__rate_interval])) "
+        f"/ sum by (router) (rate({P}llm_route_decisions_total[$__rate_interval]))",
+    }),
+    ("Log-writer queue by kind and dropped rows", "short", {
+        "queued {{kind}}": f"sum by (kind) ({P}log_writer_pending)",
+        "dropped {{kind}} {{reason}}": f"sum by (kind, reason) "
+        f"(increase({P}log_writer_dropped_rows_total[$__rate_interval]))",
+    }),
+    ("Audit checkpoint lag", "short", {
+        "seconds since checkpoint": f"max({P}audit_checkpoint_age_seconds)",
+        "entries since checkpoint": f"max({P}audit_entries_since_checkpoint)",
+    }),
 ]  # fmt: skip
 
 

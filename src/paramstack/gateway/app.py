@@ -20,6 +20,7 @@ from paramstack import __version__
 from paramstack.backends.onnx_sessions import SessionCache
 from paramstack.config import Settings
 from paramstack.errors import ParamstackError, Unavailable
+from paramstack.gateway import tracing
 from paramstack.gateway.admin_auth import admin_digest
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.chat_guard import build_chat_guard
@@ -138,6 +139,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pending=settings.log_queue_max,
         on_written=telemetry.logs_written.inc,
         audit=chain,
+        observer=telemetry.ops,
     )
     sessions = SessionCache(settings.ort_intra_op_threads)
     pepper = resolve_pepper(settings)
@@ -219,5 +221,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_traffic.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
+    tracing.install(app, app.state.settings)  # outermost: its span parents everything
     document_errors_as_400(app)
     return app

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from paramstack.gateway.tracing import span
 from paramstack.registry.key_ring import KeyRing, Principal
 
 
@@ -22,7 +23,8 @@ class BearerPrincipal(HTTPBearer):
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         credentials = await super().__call__(request)  # None when absent or not Bearer
         ring: KeyRing = request.app.state.key_ring
-        return ring.authenticate(credentials.credentials if credentials is not None else None)
+        with span("auth"):
+            return ring.authenticate(credentials.credentials if credentials is not None else None)
 
 
 bearer_scheme = BearerPrincipal(

@@ -39,6 +39,7 @@ from paramstack.gateway.openai_protocol import ChatCompletionRequest
 from paramstack.gateway.router_spec import RouterSpec
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound
+from paramstack.gateway.tracing import span
 from paramstack.registry.key_ring import Principal
 
 if TYPE_CHECKING:
@@ -145,7 +146,8 @@ class HybridRouter:
         body_bytes: int,
         hint: str | None,
     ) -> Response:
-        chain, complexity = self.decide(req, call.principal, hint)
+        with span("routing"):
+            chain, complexity = self.decide(req, call.principal, hint)
         body = req.model_dump(exclude_unset=True)
         client_limit = req.max_completion_tokens or req.max_tokens
         limits = {r.name: client_limit or r.max_output_tokens for r in chain}

@@ -4,6 +4,10 @@ Requests only append to a deque (thread-safe, no I/O); the writer thread inserts
 ``interval`` seconds and drains everything on ``close()``, which the app's shutdown calls, so a
 SIGTERM loses no row. A failed batch is retried; rows are dropped only when the database
 refuses that very row (reported in the ``dropped`` counter), never silently.
+
+An optional ``observer`` (the gateway's ``OpsMetrics``) is told of every dropped or refused
+row and refreshed once per writer tick, so backlog gauges stay current in every worker without
+any work on the request path beyond one uncontended lock per submit.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -30,6 +34,17 @@ Row = tuple[type[Base], dict[str, Any]]
 RETRY_DELAYS_S = (0.05, 0.2, 1.0, 2.0, 5.0)
 
 
+class WriterObserver(Protocol):
+    def rows_dropped(self, kind: str, reason: str, n: int) -> None: ...
+
+    def refresh(self, writer: LogWriter) -> None: ...
+
+
+def kind_of(table: type[Base]) -> str:
+    """The queue "kind" is the target table (inference_logs, usage_ledger, audit_entries...)."""
+    return str(table.__tablename__)
+
+
 class LogWriter:
     def __init__(
         self,
@@ -40,6 +55,7 @@ class LogWriter:
         max_pending: int = 200_000,
         on_written: Callable[[int], None] | None = None,
         audit: AuditChain | None = None,
+        observer: WriterObserver | None = None,
     ) -> None:
         self._factory = factory
         self._audit = audit
@@ -47,7 +63,10 @@ class LogWriter:
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._on_written = on_written
+        self._observer = observer
         self._pending: deque[Row] = deque()
+        self._by_kind: dict[str, int] = {}  # queued rows per kind, guarded by _lock
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="paramstack-logs", daemon=True)
         self.written = 0
@@ -57,13 +76,26 @@ class LogWriter:
         self._thread.start()
 
     def submit(self, table: type[Base], row: dict[str, Any]) -> None:
+        kind = kind_of(table)
         if len(self._pending) >= self._max_pending:
+            self._dropped(kind, "queue_full", 1)
             raise Unavailable("the inference log queue is full; retry shortly", code="log_backlog")
-        self._pending.append((table, row))
+        with self._lock:
+            self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
+            self._pending.append((table, row))
 
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def audit(self) -> AuditChain | None:
+        return self._audit
+
+    def pending_by_kind(self) -> dict[str, int]:
+        """Rows queued per kind (a copy: the counts move while the caller reads them)."""
+        with self._lock:
+            return dict(self._by_kind)
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stop the thread after it has written everything submitted so far."""
@@ -74,14 +106,20 @@ class LogWriter:
 
     def flush(self) -> None:
         while self._pending:
-            batch = [
-                self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))
-            ]
+            with self._lock:
+                batch = [
+                    self._pending.popleft()
+                    for _ in range(min(self._batch_size, len(self._pending)))
+                ]
+                for table, _ in batch:
+                    self._by_kind[kind_of(table)] -= 1
             self._write_with_retry(batch)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
+                if self._observer is not None:
+                    self._observer.refresh(self)
                 self.flush()
             except Exception:  # never let one bad batch stop all logging; close() retries
                 log.exception("inference log flush failed")
@@ -95,7 +133,8 @@ class LogWriter:
             except OperationalError as exc:  # locked or unreachable database: try again
                 if delay is None:
                     log.error("giving up on %d log rows after retries: %s", len(batch), exc)
-                    self.dropped += len(batch)
+                    for table, _ in batch:
+                        self._dropped(kind_of(table), "database_unavailable", 1)
                     return
                 time.sleep(delay)
 
@@ -134,7 +173,7 @@ class LogWriter:
                 # the driver's own message only: the SQL parameters may hold user data
                 reason = getattr(exc, "orig", None) or type(exc).__name__
                 log.error("dropping one %s row the database refused: %s", table.__name__, reason)
-                self.dropped += 1
+                self._dropped(kind_of(table), "database_refused", 1)
 
     def _chain(self) -> AuditChain:
         """Audit rows are chained (each carries the previous hash): they go through the chain,
@@ -146,6 +185,13 @@ class LogWriter:
     def _forget_audit_head(self) -> None:
         if self._audit is not None:  # the cached head may belong to a rolled-back transaction
             self._audit.forget_head()
+
+    def _dropped(self, kind: str, reason: str, n: int) -> None:
+        """Queue-full refusals count too: they are rows the caller could not log."""
+        if reason != "queue_full":
+            self.dropped += n
+        if self._observer is not None:
+            self._observer.rows_dropped(kind, reason, n)
 
     def _count(self, n: int) -> None:
         self.written += n

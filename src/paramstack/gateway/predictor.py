@@ -21,6 +21,7 @@ from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routing import Route, RouteTable
 from paramstack.gateway.tasks import TaskInput, Timings, get_task
 from paramstack.gateway.telemetry import Telemetry
+from paramstack.gateway.tracing import span
 from paramstack.registry.key_material import Pepper
 from paramstack.registry.serving import ServedVersion
 from paramstack.store.tables import InferenceLog
@@ -77,7 +78,8 @@ class Predictor:
         request_id: str,
         t0: float,
     ) -> dict[str, Any]:
-        route = self.routes.resolve(name, version=version, stage=stage, user_id=payload.user)
+        with span("routing"):
+            route = self.routes.resolve(name, version=version, stage=stage, user_id=payload.user)
         served = route.version
         task = get_task(served.task)
         data = task.parse(payload)
@@ -88,13 +90,14 @@ class Predictor:
         self.telemetry.cache.labels("hit" if timings.cached else "miss").inc()
         try:
             if result is None:
-                loaded = await self.session_for(served)
-                if data.size_bytes > INLINE_INPUT_BYTES:
-                    result = await to_thread.run_sync(
-                        task.compute, loaded, data, served.serving, timings
-                    )
-                else:
-                    result = task.compute(loaded, data, served.serving, timings)
+                with span("backend"):
+                    loaded = await self.session_for(served)
+                    if data.size_bytes > INLINE_INPUT_BYTES:
+                        result = await to_thread.run_sync(
+                            task.compute, loaded, data, served.serving, timings
+                        )
+                    else:
+                        result = task.compute(loaded, data, served.serving, timings)
                 self.cache.put(key, result)
         except ParamstackError as exc:
             self._record(route, data, payload.user, request_id, t0, timings, None, exc.http_status)
@@ -102,9 +105,10 @@ class Predictor:
         total_ms = self._record(route, data, payload.user, request_id, t0, timings, result, 200)
         body = self._response(route, data, request_id, timings, total_ms, result)
         if self.attestor is not None:
-            body["attestation"] = self.attestor.sign_prediction(
-                body, input_sha256=data.sha256, tenant=None, request_id=request_id
-            )
+            with span("attestation"):
+                body["attestation"] = self.attestor.sign_prediction(
+                    body, input_sha256=data.sha256, tenant=None, request_id=request_id
+                )
         return body
 
     def _record(

@@ -38,6 +38,7 @@ from paramstack.gateway.openai_protocol import (
 )
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
+from paramstack.gateway.tracing import span
 from paramstack.gateway.traffic import Pick, TrafficTable
 from paramstack.gateway.usage_ledger import ledger_row
 from paramstack.guard.pii import MaskSession
@@ -73,7 +74,8 @@ class _Call:
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
         try:
-            self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
+            with span("limits"):
+                self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
         except LimitExceeded as exc:
             self.record(None, exc.code, exc.http_status)
             if self.serving.metrics is not None:
@@ -169,24 +171,26 @@ class OpenAIServing:
         """Sign what the caller received (after the guard); None when signing is off."""
         if self.attestor is None:
             return None
-        return self.attestor.sign(
-            model=call.route.name,
-            version=call.route.upstream_model,
-            input_sha256=call.input_sha256,
-            output=completion_output(texts),
-            tenant=call.principal.tenant.id,
-            policy_version=self.guard.for_tenant(call.principal.tenant).guard.version
-            if self.guard
-            else "none",
-            request_id=call.request_id,
-        )
+        with span("attestation"):
+            return self.attestor.sign(
+                model=call.route.name,
+                version=call.route.upstream_model,
+                input_sha256=call.input_sha256,
+                output=completion_output(texts),
+                tenant=call.principal.tenant.id,
+                policy_version=self.guard.for_tenant(call.principal.tenant).guard.version
+                if self.guard
+                else "none",
+                request_id=call.request_id,
+            )
 
     def _guard_prompt(self, call: _Call, body: dict[str, Any]) -> MaskSession | None:
         """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
         if self.guard is None:
             return None
         try:
-            return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
+            with span("guard.prompt"):
+                return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
         except GuardBlocked as exc:
             call.record(None, exc.code, exc.http_status)
             audit_block(self.logs, exc, tenant=call.principal.tenant.id, request_id=call.request_id)
@@ -244,8 +248,9 @@ class OpenAIServing:
             route = router.default_route
             call = _Call(self, principal, route, request_id, input_sha256, pick)
             return await router.chat(self, call, req, body_bytes, route_hint)
-        route = self.models.resolve(target, "chat")
-        route = self.models.with_adapter(route, principal.tenant.default_adapter)
+        with span("routing"):
+            route = self.models.resolve(target, "chat")
+            route = self.models.with_adapter(route, principal.tenant.default_adapter)
         body = req.model_dump(exclude_unset=True)
         limit = req.max_completion_tokens or req.max_tokens
         if limit is None:
@@ -325,11 +330,13 @@ class OpenAIServing:
     ) -> Response:
         usage: Usage | None = None  # known once the upstream answered: a blocked answer is billed
         try:
-            result = await method(body)
+            with span("backend"):
+                result = await method(body)
             usage = result.usage
             if self.guard is not None and session is not None:
                 guard = self.guard.for_tenant(call.principal.tenant)
-                guard.guard_answer(result.body, session, call.principal.tenant.domain)
+                with span("guard.answer"):
+                    guard.guard_answer(result.body, session, call.principal.tenant.domain)
         except ParamstackError as exc:
             await call.finish(usage, exc.code, exc.http_status)
             raise
@@ -355,7 +362,8 @@ class OpenAIServing:
         """Wait for the first chunk before answering, so an upstream that fails to start is a
         proper HTTP error (502/503) rather than a 200 with a broken stream."""
         try:
-            first = await anext(chunks, None)
+            with span("backend"):
+                first = await anext(chunks, None)
         except ParamstackError as exc:
             await call.finish(None, exc.code, exc.http_status)
             raise

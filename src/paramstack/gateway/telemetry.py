@@ -13,6 +13,8 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from paramstack.gateway.ops_metrics import OpsMetrics
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS_S = (
@@ -59,6 +61,7 @@ class Telemetry:
             ["model", "version"], registry=r,
         )  # fmt: skip
         self.llm = LlmMetrics(r)
+        self.ops = OpsMetrics(r)
 
     def exposition(self) -> bytes:
         path = os.environ.get(MULTIPROC_ENV)

@@ -31,5 +31,6 @@ async def metrics(request: Request) -> Response:
     telemetry = request.app.state.telemetry
     predictor = request.app.state.predictor
     telemetry.logs_pending.set(predictor.logs.pending)
+    telemetry.ops.refresh(predictor.logs)
     request.app.state.openai.observe_breakers()
     return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
