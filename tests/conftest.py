@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -26,6 +23,7 @@ from paramstack.registry.versions import Registration
 from paramstack.store import migrate
 from paramstack.store.engine import make_engine, session_factory, transaction
 from paramstack.store.tables import Stage
+from tests.loopback import serve_in_thread
 
 POSTGRES_ENV = "PARAMSTACK_TEST_POSTGRES_URL"
 
@@ -143,21 +141,8 @@ def run_server(settings: Settings) -> Iterator[LiveServer]:
     """uvicorn in a thread on a free loopback port; shuts down (and flushes logs) on exit."""
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(app, port, "test server", start_timeout_s=30):
         yield LiveServer(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ Real HTTP (FastAPI + uvicorn in a thread) speaking the ``POST /v1/messages`` wir
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -26,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import Response, StreamingResponse
+
+from tests.loopback import serve_in_thread
 
 API_KEY = "sk-ant-test-0123456789"
 WORDS = ["Hello", " from", " the", " fake", " Claude", " upstream"]
@@ -135,18 +134,5 @@ async def _stream(message: dict[str, Any], words: list[str]) -> AsyncIterator[by
 def run_anthropic(port: int) -> Iterator[Anthropic]:
     hits: Counter[str] = Counter()
     seen: list[dict[str, Any]] = []
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(hits, seen), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("fake Anthropic server did not start")
-        time.sleep(0.01)
-    try:
+    with serve_in_thread(build_app(hits, seen), port, "fake Anthropic server"):
         yield Anthropic(f"http://127.0.0.1:{port}/v1", hits, seen)
-    finally:
-        server.should_exit = True
-        thread.join(15)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -31,6 +29,8 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import Response, StreamingResponse
+
+from tests.loopback import serve_in_thread
 
 WORDS = ["Merhaba", " from", " the", " fake", " upstream", " again", " and", " again"]
 SLOW_S = 0.05
@@ -171,21 +171,8 @@ async def _stream(
 def run_upstream(port: int) -> Iterator[Upstream]:
     hits: Counter[str] = Counter()
     seen: list[str] = []
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(hits, seen), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("fake upstream did not start")
-        time.sleep(0.01)
-    try:
+    with serve_in_thread(build_app(hits, seen), port, "fake upstream"):
         yield Upstream(f"http://127.0.0.1:{port}/v1", hits, seen)
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 if __name__ == "__main__":
