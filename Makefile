@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := postgres,train,ecg,llm,dev
+EXTRAS := postgres,train,ecg,llm,rag,dev
 
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
