@@ -15,6 +15,7 @@ from paramstack.cli import (
     llm,
     metrics,
     models,
+    rag,
     tenants,
     usage,
 )
@@ -42,6 +43,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(llm.app, name="llm")
+app.add_typer(rag.app, name="rag")
 app.command()(serve)
 app.command()(quickstart)
 
