@@ -29,7 +29,7 @@ from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.model_table import ModelTable
 from paramstack.gateway.predictor import Predictor
 from paramstack.gateway.result_cache import ResultCache
-from paramstack.gateway.routes import attestations, health, openai, predict, usage
+from paramstack.gateway.routes import attestations, health, openai, predict, rag, usage
 from paramstack.gateway.routing import RouteTable
 from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tasks import get_task
@@ -164,6 +164,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             except Exception:  # never let a failed close skip the ledger flush below
                 log.exception("closing %s failed", close)
         await to_thread.run_sync(logs.close)
+        await rag.close_rag(app)
         log.info("flushed inference logs: %d written, %d dropped", logs.written, logs.dropped)
         if key is not None:  # sign the final head, so a cut-off tail is detectable
             with transaction(factory) as session:
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(openai.router)
     app.include_router(usage.router)
+    app.include_router(rag.router)
     app.include_router(attestations.router)
     app.include_router(health.router)
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
