@@ -269,3 +269,17 @@ def eval_cmd(
     console.print(table)
     console.print(f"hybrid gain (relative recall@5): {report['hybrid_gain_recall@5']}")
     console.print(f"report: {out / 'report.json'} and {out / 'report.md'}")
+
+
+@app.command("policy")
+def policy(
+    tenant: Tenant,
+    value: Annotated[str | None, typer.Argument(help="off | always | auto (omit to show)")] = None,
+) -> None:
+    """Show or set a tenant's chat retrieval policy (read by the gateway on change)."""
+    from paramstack.rag.policy import PolicyBook
+
+    book = PolicyBook(settings().home)
+    if value is not None:
+        book.set(tenant, value)
+    console.print(f"{tenant}: {book.get(tenant, has_collection=False)}")

@@ -28,6 +28,7 @@ from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.model_table import ModelTable
 from paramstack.gateway.predictor import Predictor
+from paramstack.gateway.rag_context import ChatRetriever
 from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routes import attestations, health, openai, predict, rag, usage
 from paramstack.gateway.routing import RouteTable
@@ -148,6 +149,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         Attestor(key, logs) if key is not None else None,
         telemetry.llm,
     )
+    app.state.openai.retriever = ChatRetriever(app)
     logs.start()
     await refresh_routes(app)
     await refresh_keys(app)

@@ -35,6 +35,7 @@ from paramstack.gateway.openai_protocol import (
     ModelList,
     StreamOptions,
 )
+from paramstack.gateway.rag_context import ChatRetriever, Grounding
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
 from paramstack.gateway.usage_ledger import ledger_row
@@ -63,6 +64,7 @@ class _Call:
         self.input_sha256 = input_sha256
         self.t0 = time.perf_counter()
         self.admission = Admission()
+        self.grounding: Grounding | None = None  # retrieved chunks in the prompt (RAG)
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -137,6 +139,7 @@ class OpenAIServing:
         self.attestor = attestor
         self.created = int(time.time())
         self.metrics = metrics
+        self.retriever: ChatRetriever | None = None  # set by the app: chat retrieval (RAG)
         if metrics is not None:
             models.observe_retries(lambda model: metrics.retries.labels(model).inc())
 
@@ -155,7 +158,7 @@ class OpenAIServing:
             model=call.route.name,
             version=call.route.upstream_model,
             input_sha256=call.input_sha256,
-            output=completion_output(texts),
+            output=completion_output(texts, call.grounding.chunk_refs if call.grounding else None),
             tenant=call.principal.tenant.id,
             policy_version=self.guard.guard.version if self.guard else "none",
             request_id=call.request_id,
@@ -202,6 +205,8 @@ class OpenAIServing:
         body["model"] = route.upstream_model
         call = _Call(self, principal, route, request_id, input_sha256)
         session = self._guard_prompt(call, body)
+        if self.retriever is not None:
+            call.grounding = await self.retriever.ground(principal, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
         backend = route.backend
         stream = backend.stream_chat if req.stream else None
@@ -289,6 +294,8 @@ class OpenAIServing:
         if attestation is not None:
             result.body["attestation"] = attestation
             headers["x-attestation-kid"] = attestation["kid"]
+        if call.grounding is not None:
+            result.body["rag"] = call.grounding.extension()
         return Response(orjson.dumps(result.body), headers=headers, media_type=JSON)
 
     async def _stream(
@@ -370,10 +377,12 @@ async def _sse(
                 sent.setdefault(index, []).append(text)
                 yield _tail_event(last, index, text, call.route.name)
         attestation = call.serving.attest(call, ["".join(sent[i]) for i in sorted(sent)])
+        tail: dict[str, Any] = {k: last[k] for k in ("id", "object", "created") if k in last}
+        tail.update(model=call.route.name, choices=[])
+        if call.grounding is not None:  # the citations, in the final event(s) of a stream
+            yield b"data: " + orjson.dumps({**tail, "rag": call.grounding.extension()}) + b"\n\n"
         if attestation is not None:  # a trailing event, as the stream's headers are long gone
-            signed: dict[str, Any] = {k: last[k] for k in ("id", "object", "created") if k in last}
-            signed.update(model=call.route.name, choices=[], attestation=attestation)
-            yield b"data: " + orjson.dumps(signed) + b"\n\n"
+            yield b"data: " + orjson.dumps({**tail, "attestation": attestation}) + b"\n\n"
         yield b"data: [DONE]\n\n"
         status, status_code = ("ok", 200) if usage is not None else ("incomplete", 200)
     except ParamstackError as exc:  # headers are gone: report in-band, as OpenAI does

@@ -57,7 +57,11 @@ class IngestBody(Strict):
 
 def rag_state(request: Request) -> Any:
     """The process's store and job runner, opened on first use."""
-    state = request.app.state
+    return open_rag(request.app)
+
+
+def open_rag(app: Any) -> Any:
+    state = app.state
     with _LOCK:
         if getattr(state, "rag", None) is None:
             try:
