@@ -187,8 +187,10 @@ def eval_cmd(
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     embedder: str = "e5-small",
     max_queries: Annotated[
-        int | None, typer.Option(help="Evaluate the first N queries only.")
+        int | None, typer.Option(help="Evaluate N queries spread evenly over the set.")
     ] = None,
+    chunk_size: Annotated[int, typer.Option(help="1200 keeps each bundled passage whole.")] = 1200,
+    collection: Collection = "bench",
     store: StoreOpt = None,
 ) -> None:
     """Lexical vs dense vs hybrid on a labelled set; report saved as JSON + Markdown."""
@@ -207,12 +209,12 @@ def eval_cmd(
     out.mkdir(parents=True, exist_ok=True)
     s = _open(store or str(root / f"store-{embedder.replace(':', '_').replace('/', '_')}"))
     try:
-        index = RagIndex(s, "eval", "bench")
+        index = RagIndex(s, "eval", collection)
         stats = ingest_into(
             index,
             list(load([str(corpus)])),
             embedder=embedder,
-            chunk_size=800,
+            chunk_size=chunk_size,
             overlap=100,
             scrub_pii=False,
         )
@@ -236,8 +238,8 @@ def eval_cmd(
         report = {
             "dataset": str(corpus),
             "queries": len(labelled),
-            "documents": len(s.documents("eval", "bench")),
-            "chunks": s.count("eval", "bench"),
+            "documents": len(s.documents("eval", collection)),
+            "chunks": s.count("eval", collection),
             "embedder": embedder,
             "store_kind": type(s).__name__,
             "ingest": json.loads(ingest_file.read_text()) if ingest_file.exists() else {},

@@ -40,7 +40,10 @@ def read_queries(path: Path, limit: int | None = None) -> list[Labelled]:
                 out.append(Labelled(str(row["query"]), frozenset(map(str, row["relevant"]))))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InvalidInput(f"{path}:{n}: need {{'query': str, 'relevant': [ids]}}") from exc
-    return out[:limit] if limit else out
+    if not limit or limit >= len(out):
+        return out
+    step = len(out) / limit  # an even spread: the file is in corpus order (speech by speech)
+    return [out[int(i * step)] for i in range(limit)]
 
 
 def ranked_docs(doc_ids: list[str]) -> list[str]:
