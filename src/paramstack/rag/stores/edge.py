@@ -56,6 +56,11 @@ class EdgeStore:
             config = qe.EdgeConfig(
                 vectors={},
                 sparse_vectors={LEX: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                # Qdrant's multitenant layout: no global graph (m=0), one HNSW graph per tenant
+                # (payload_m) on the is_tenant field; every query is tenant-filtered anyway.
+                hnsw_config=qe.HnswIndexConfig(
+                    m=0, ef_construct=100, full_scan_threshold=10_000, payload_m=16
+                ),
             )
             self._shard = qe.EdgeShard.create(str(self._shard_dir), config)
             for field in ("tenant", "collection"):
