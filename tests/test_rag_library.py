@@ -141,3 +141,20 @@ def test_bad_names_are_refused() -> None:
         RagIndex(s, "../etc")
     with pytest.raises(InvalidInput):
         RagIndex(s, "t", "a b")
+
+
+def test_pii_scrubbing_and_reranker_hook(tmp_path: Path) -> None:
+    s = open_store(str(tmp_path / "edge"))
+    idx = RagIndex(s, "t1")
+    text = "Hasta iletişim: ayse.yilmaz@example.com adresine yazın. Kan tahlili sonuçları hazır."
+    idx.ingest([make_document("p.txt", text, "p.txt")], scrub_pii=True)
+    hit = idx.query("kan tahlili iletişim", k=1)[0]
+    assert "ayse.yilmaz@example.com" not in hit.text and "[EMAIL" in hit.text
+    idx.ingest(documents(HOSPITAL_A))
+    plain = idx.query("ilaç", k=3)
+    flipped = idx.query("ilaç", k=3, reranker=lambda q, hits: list(reversed(hits)))
+    assert [h.chunk_id for h in flipped] == [h.chunk_id for h in reversed(idx.query("ilaç", k=12))][
+        :3
+    ]
+    assert flipped[0].chunk_id != plain[0].chunk_id
+    s.close()
