@@ -17,6 +17,7 @@ from paramstack.cli import (
     llm,
     metrics,
     models,
+    rag,
     tenants,
     tokenizer,
     traffic,
@@ -50,6 +51,7 @@ app.add_typer(llm.app, name="llm")
 app.add_typer(data.app, name="data")
 app.add_typer(tokenizer.app, name="tokenizer")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(rag.app, name="rag")
 app.command()(serve)
 app.command()(quickstart)
 

@@ -30,6 +30,7 @@ from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
 from paramstack.gateway.model_table import ModelTable
 from paramstack.gateway.predictor import Predictor
+from paramstack.gateway.rag_context import ChatRetriever
 from paramstack.gateway.result_cache import ResultCache
 from paramstack.gateway.routes import (
     admin,
@@ -38,6 +39,7 @@ from paramstack.gateway.routes import (
     health,
     openai,
     predict,
+    rag,
     usage,
 )
 from paramstack.gateway.routing import RouteTable
@@ -173,6 +175,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         telemetry.llm,
         traffic,
     )
+    app.state.openai.retriever = ChatRetriever(app)
     logs.start()
     await refresh_routes(app)
     await refresh_keys(app)
@@ -194,6 +197,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             except Exception:  # never let a failed close skip the ledger flush below
                 log.exception("closing %s failed", close)
         await to_thread.run_sync(logs.close)
+        await rag.close_rag(app)
         log.info("flushed inference logs: %d written, %d dropped", logs.written, logs.dropped)
         if key is not None:  # sign the final head, so a cut-off tail is detectable
             with transaction(factory) as session:
@@ -216,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(openai.router)
     app.include_router(usage.router)
+    app.include_router(rag.router)
     app.include_router(attestations.router)
     app.include_router(admin.router)
     app.include_router(admin_traffic.router)

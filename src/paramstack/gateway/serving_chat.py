@@ -36,6 +36,7 @@ from paramstack.gateway.openai_protocol import (
     ModelList,
     StreamOptions,
 )
+from paramstack.gateway.rag_context import ChatRetriever, Grounding
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
 from paramstack.gateway.tracing import span
@@ -70,6 +71,7 @@ class _Call:
         self.pick = pick
         # the ledger's routing JSON: each routing step adds its own key (orjson-serialisable)
         self.routing: dict[str, Any] = {"traffic": pick.routing()} if pick else {}
+        self.grounding: Grounding | None = None  # retrieved chunks in the prompt (RAG)
 
     async def admit(self, tokens: int) -> None:
         rates, quotas = rules_for(self.principal)
@@ -155,6 +157,7 @@ class OpenAIServing:
         self.metrics = metrics
         self.routers = RouterTable(models, metrics)
         self._published: dict[str, str] = {}  # breaker states already set on the gauge
+        self.retriever: ChatRetriever | None = None  # set by the app: chat retrieval (RAG)
         if metrics is not None:
             models.observe_retries(lambda model: metrics.retries.labels(model).inc())
 
@@ -176,7 +179,9 @@ class OpenAIServing:
                 model=call.route.name,
                 version=call.route.upstream_model,
                 input_sha256=call.input_sha256,
-                output=completion_output(texts),
+                output=completion_output(
+                    texts, call.grounding.chunk_refs if call.grounding else None
+                ),
                 tenant=call.principal.tenant.id,
                 policy_version=self.guard.for_tenant(call.principal.tenant).guard.version
                 if self.guard
@@ -259,6 +264,8 @@ class OpenAIServing:
         body["model"] = route.upstream_model
         call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
+        if self.retriever is not None:
+            call.grounding = await self.retriever.ground(principal, body)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
         backend = route.backend
         stream = backend.stream_chat if req.stream else None
@@ -350,6 +357,8 @@ class OpenAIServing:
         if attestation is not None:
             result.body["attestation"] = attestation
             headers["x-attestation-kid"] = attestation["kid"]
+        if call.grounding is not None:
+            result.body["rag"] = call.grounding.extension()
         return Response(orjson.dumps(result.body), headers=headers, media_type=JSON)
 
     async def _stream(
@@ -432,10 +441,12 @@ async def _sse(
                 sent.setdefault(index, []).append(text)
                 yield _tail_event(last, index, text, call.route.name)
         attestation = call.serving.attest(call, ["".join(sent[i]) for i in sorted(sent)])
+        tail: dict[str, Any] = {k: last[k] for k in ("id", "object", "created") if k in last}
+        tail.update(model=call.route.name, choices=[])
+        if call.grounding is not None:  # the citations, in the final event(s) of a stream
+            yield b"data: " + orjson.dumps({**tail, "rag": call.grounding.extension()}) + b"\n\n"
         if attestation is not None:  # a trailing event, as the stream's headers are long gone
-            signed: dict[str, Any] = {k: last[k] for k in ("id", "object", "created") if k in last}
-            signed.update(model=call.route.name, choices=[], attestation=attestation)
-            yield b"data: " + orjson.dumps(signed) + b"\n\n"
+            yield b"data: " + orjson.dumps({**tail, "attestation": attestation}) + b"\n\n"
         yield b"data: [DONE]\n\n"
         status, status_code = ("ok", 200) if usage is not None else ("incomplete", 200)
     except ParamstackError as exc:  # headers are gone: report in-band, as OpenAI does

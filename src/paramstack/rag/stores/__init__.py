@@ -1,0 +1,1 @@
+"""Vector + lexical stores behind one protocol (see :mod:`paramstack.rag.stores.protocol`)."""
