@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from paramstack.deploy.metrics import unknown_metrics
-from paramstack.deploy.tools import compose_binary, run, tool
+from paramstack.deploy.validator_binaries import compose_binary, run, tool
 
 KUBE_VERSION = "1.31.0"
 # Custom resources have no schema in kubernetes-validate (it passes them): these do.
