@@ -110,7 +110,9 @@ def test_train_injection_then_eval(home: Path) -> None:
     assert trained.exit_code == 0, trained.output
     meta = json.loads(trained.output)
     assert meta["model"] == str(model_path) and model_path.is_file()
-    assert meta["attacks"] > 0 and meta["fit_rows"] + meta["valid_rows"] == meta["rows"]
+    # Default --folds 4: every row is scored out of fold, then the model fits all of them.
+    assert meta["attacks"] > 0 and meta["fit_rows"] == meta["valid_rows"] == meta["rows"]
+    assert set(meta["validation"]) >= {"en"}
     assert set(meta["lang_thresholds"]) == {"en", "tr"}
     assert json.loads(model_path.with_suffix(".meta.json").read_text())["rows"] == meta["rows"]
 

