@@ -10,12 +10,16 @@ from paramstack.cli import (
     audit,
     db,
     ecg,
+    evaluate,
+    export,
     guard,
     keys,
     llm,
     metrics,
     models,
+    rlaif,
     tenants,
+    train,
     usage,
 )
 from paramstack.cli.context import print_json, settings
@@ -42,6 +46,10 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(llm.app, name="llm")
+app.add_typer(train.app, name="train")
+app.add_typer(rlaif.app, name="rlaif")
+app.add_typer(evaluate.app, name="eval")
+app.add_typer(export.app, name="export")
 app.command()(serve)
 app.command()(quickstart)
 
