@@ -49,7 +49,9 @@ def export_causal_lm(model: Any, path: Path, *, opset: int = 18) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     wrapper = LogitsOnly(model).eval()
-    example = torch.tensor([[1, 2, 3, 4, 5, 6]], dtype=torch.long)
+    example = torch.tensor(
+        [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], dtype=torch.long
+    )  # batch 2: a size-1 dim would be specialised
     seq = torch.export.Dim("sequence", min=1, max=4096)
     try:
         with torch.no_grad(), _quiet_exporter():

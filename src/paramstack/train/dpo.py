@@ -147,6 +147,7 @@ def run_dpo(
             "reward_accuracy": float(after["eval_rewards/accuracies"]),
             "reward_margin": float(after["eval_rewards/margins"]),
             "reward_accuracy_before": float(before["eval_rewards/accuracies"]),
+            "reward_margin_before": float(before["eval_rewards/margins"]),
             "eval_loss_before": float(before["eval_loss"]),
             "eval_loss": float(after["eval_loss"]),
         }
