@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := postgres,train,ecg,llm,data,rag,presidio,deploy,dev
+EXTRAS := postgres,train,ecg,llm,data,rag,presidio,deploy,otel,pipeline,dev
 
 PYTEST_ARGS ?=
 BENCH_ARGS ?=

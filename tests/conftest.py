@@ -170,3 +170,37 @@ def turkish_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     build_sample(out, root / "wheels")
     return out
+
+
+@dataclass(frozen=True)
+class SftRun:
+    """A real LoRA adapter trained for a few steps on the test corpus (shared per session)."""
+
+    base: Path
+    data_dir: Path
+    adapter_dir: Path
+    home: Path
+    run_id: str | None
+
+
+@pytest.fixture(scope="session")
+def sft_run(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SftRun:
+    from paramstack.train.chat_data import build_sft_examples, load_chat_file, write_jsonl
+    from paramstack.train.sft import SftConfig, run_sft
+    from tests.llm_support import PARAGRAPHS
+
+    root = tmp_path_factory.mktemp("sft")
+    seed = load_chat_file(Path(__file__).parents[1] / "configs/train/seed_tr_en.jsonl")
+    train, heldout = build_sft_examples(
+        PARAGRAPHS, seed, max_examples=40, heldout_fraction=0.2, seed=0
+    )
+    write_jsonl(root / "data/train.jsonl", train)
+    write_jsonl(root / "data/heldout.jsonl", heldout)
+    cfg = SftConfig(
+        base_model=str(base_model_dir), data=str(root / "data/train.jsonl"),
+        out_dir=str(root / "out"), max_steps=3, batch_size=2, max_length=64, save_steps=2,
+        lora_r=4, lora_alpha=8, lr=5e-4,
+    )  # fmt: skip
+    home = root / "home"
+    result = run_sft(cfg, settings=Settings(home=home))
+    return SftRun(base_model_dir, root / "data", result.adapter_dir, home, result.run_id)

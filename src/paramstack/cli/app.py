@@ -12,15 +12,19 @@ from paramstack.cli import (
     db,
     deploy,
     ecg,
+    evaluate,
+    export,
     guard,
     keys,
     llm,
     metrics,
     models,
     rag,
+    rlaif,
     tenants,
     tokenizer,
     traffic,
+    train,
     usage,
 )
 from paramstack.cli.context import print_json, settings
@@ -52,6 +56,10 @@ app.add_typer(data.app, name="data")
 app.add_typer(tokenizer.app, name="tokenizer")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(rag.app, name="rag")
+app.add_typer(train.app, name="train")
+app.add_typer(rlaif.app, name="rlaif")
+app.add_typer(evaluate.app, name="eval")
+app.add_typer(export.app, name="export")
 app.command()(serve)
 app.command()(quickstart)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from paramstack.errors import Conflict, InvalidInput, NotFound
+from paramstack.registry.adapter_check import inspect_adapter
 from paramstack.registry.artifacts import fingerprint, store_artifact, write_meta
 from paramstack.registry.onnx_check import check_declared, inspect_onnx
 from paramstack.registry.stages import check_transition
@@ -64,6 +65,9 @@ def register(session: Session, reg: Registration, artifacts_root: Path) -> Model
             class_labels=reg.class_labels,
         )
         opset, input_shape, output_shape = sig.opset, sig.input_shape, sig.output_shape
+    lineage, metrics = dict(reg.lineage), dict(reg.metrics)
+    if reg.type == "adapter":
+        lineage, metrics = _adapter_record(reg)
     sha256, size = fingerprint(reg.artifact)
 
     model = session.scalar(select(Model).where(Model.name == reg.name))
@@ -92,8 +96,8 @@ def register(session: Session, reg: Registration, artifacts_root: Path) -> Model
         input_shape=input_shape,
         output_shape=output_shape,
         class_labels=list(reg.class_labels),
-        metrics=dict(reg.metrics),
-        lineage=dict(reg.lineage),
+        metrics=metrics,
+        lineage=lineage,
         stage=Stage.REGISTERED,
     )
     session.add(version)
@@ -101,6 +105,20 @@ def register(session: Session, reg: Registration, artifacts_root: Path) -> Model
     version.model = model
     write_meta(stored, describe(version))
     return version
+
+
+def _adapter_record(reg: Registration) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Lineage and metrics of an adapter: the trainer's record, overridden by the caller's;
+    the base model is always recorded (an adapter is useless without it)."""
+    info = inspect_adapter(reg.artifact, reg.lineage.get("base_model"))
+    lineage = {**info.sidecar.get("lineage", {}), **reg.lineage, "base_model": info.base_model}
+    lineage["adapter"] = {
+        "peft_type": info.peft_type,
+        "r": info.rank,
+        "target_modules": info.target_modules,
+        "tensors": info.tensors,
+    }
+    return lineage, {**info.sidecar.get("metrics", {}), **reg.metrics}
 
 
 def get_model(session: Session, name: str) -> Model:
@@ -132,6 +150,19 @@ def get_version(
         wanted = f"version {version}" if version is not None else f"a {stage} version"
         raise NotFound(f"model {name!r} has no {wanted}", code="version_not_found")
     return candidates[-1]
+
+
+def adapter_artifact_dir(
+    session: Session, name: str, version: int | None = None, stage: Stage | None = None
+) -> Path:
+    """The stored directory of a registered adapter version: what a transformers backend
+    (or a gateway config entry) points at to serve it on top of ``lineage.base_model``."""
+    chosen = get_version(session, name, version, stage)
+    if chosen.type != "adapter":
+        raise InvalidInput(
+            f"{name} v{chosen.version} is a {chosen.type} version, not an adapter", param="name"
+        )
+    return Path(chosen.artifact_path)
 
 
 def set_stage(session: Session, name: str, version: int, target: Stage) -> list[ModelVersion]:

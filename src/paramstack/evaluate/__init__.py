@@ -1,0 +1,1 @@
+"""Evaluation of trained models: perplexity, judge win-rate, lm-evaluation-harness bridge."""
