@@ -82,3 +82,56 @@ def test_status_require_ready_fails_on_a_service_that_is_not_ready(tmp_path: Pat
         config = str(kube.kubeconfig(tmp_path / "kubeconfig"))
         code, out = cli("status", "--namespace", "llm", "--kubeconfig", config, "--require-ready")
     assert code == 1 and "not Ready" in out
+
+
+def test_the_registry_split_moves_with_the_service_and_only_when_the_patch_succeeds(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import func, select
+
+    from paramstack.config import Settings
+    from paramstack.registry import traffic
+    from paramstack.store import migrate
+    from paramstack.store.audit_tables import AuditEntry
+    from paramstack.store.engine import make_engine, session_factory, transaction
+
+    settings = Settings(home=tmp_path / "home")
+    engine = make_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    with transaction(session_factory(engine)) as s:
+        spec = traffic.SplitSpec(stable="chat-v1", candidate="chat-v2", candidate_percent=10)
+        traffic.set_split(s, "chat", spec, actor="test")
+
+    def split() -> tuple[float, str, int]:
+        with session_factory(engine)() as s:
+            row = traffic.get_split(s, "chat")
+            audited = s.scalar(select(func.count()).select_from(AuditEntry)) or 0
+            return row.candidate_percent, row.status.value, int(audited)
+
+    env = {"PARAMSTACK_HOME": str(settings.home)}
+    with run_kube(inference_service("chat", "llm", 10)) as kube:
+        config = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+        where = ["--namespace", "llm", "--kubeconfig", config, "--split", "chat"]
+
+        failed = runner.invoke(
+            app, ["deploy", "canary", "promote", "--share", "40", "--service", "nope", *where],
+            env=env,
+        )  # fmt: skip
+        assert failed.exit_code == 1
+        assert split() == (10.0, "running", 0), "a failed patch records nothing"
+
+        moved = runner.invoke(
+            app, ["deploy", "canary", "promote", "--share", "40", "--service", "chat", *where],
+            env=env,
+        )  # fmt: skip
+        assert moved.exit_code == 0, moved.output
+        assert json.loads(moved.output)["registry_split"]["candidate_percent"] == 40
+        assert split() == (40.0, "running", 1)
+
+        back = runner.invoke(
+            app, ["deploy", "canary", "rollback", "--service", "chat", *where], env=env
+        )
+        assert back.exit_code == 0, back.output
+        assert split() == (0.0, "rolled_back", 2)
+        assert kube.objects[("llm", "chat")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    engine.dispose()

@@ -4,7 +4,7 @@ the vLLM launch command and canary operations on a KServe InferenceService."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -133,21 +133,51 @@ KUBECONFIG = Annotated[
     Path | None, typer.Option(help="kubeconfig file [in-cluster, else ~/.kube/config].")
 ]
 CONTEXT = Annotated[str | None, typer.Option(help="kubeconfig context.")]
+SPLIT = Annotated[
+    str | None, typer.Option(help="Registry traffic split to move with it (paramstack traffic).")
+]
 
 
 def _patch(service: str, namespace: str, kubeconfig: Path | None, context: str | None,
-           share: int) -> None:  # fmt: skip
-    from paramstack.cli.context import print_json
+           share: int, split: str | None) -> None:  # fmt: skip
+    """Patch the InferenceService and, with ``split``, record the same move on the registry's
+    traffic split (with its audit entry) in one transaction that commits only after the
+    Kubernetes patch succeeded: the two never disagree because of a failed patch."""
+    from contextlib import nullcontext
+
+    from paramstack.cli.context import print_json, registry_session
     from paramstack.deploy import kserve
     from paramstack.errors import ParamstackError
 
     try:
-        state = kserve.set_canary(kserve.api(kubeconfig, context), service, namespace, share)
+        with registry_session() if split else nullcontext() as session:
+            recorded = _record_share(session, split, share) if session and split else None
+            state = kserve.set_canary(kserve.api(kubeconfig, context), service, namespace, share)
     except ParamstackError as exc:
         err_console.print(f"error: {exc.message}")
         raise typer.Exit(1) from exc
-    # TODO(registry): also record the share in the registry's LLM traffic split once it lands.
-    print_json(state.as_dict())
+    print_json({**state.as_dict(), "registry_split": recorded})
+
+
+def _record_share(session: Any, name: str, share: int) -> dict[str, Any]:
+    from paramstack.cli.traffic import audit_change
+    from paramstack.registry import traffic
+
+    actor, reason = "deploy canary", f"KServe canary share set to {share} %"
+    if share == 100:
+        split, action = traffic.promote(session, name, actor=actor, reason=reason), "promote"
+    elif share == 0:
+        split, action = traffic.rollback(session, name, actor=actor, reason=reason), "rollback"
+    else:
+        row = traffic.get_split(session, name)
+        spec = traffic.SplitSpec(
+            stable=row.stable, candidate=row.candidate, kind=row.kind,
+            candidate_percent=float(share), max_error_rate=row.max_error_rate,
+            max_p95_ms=row.max_p95_ms, window_s=row.window_s, min_requests=row.min_requests,
+        )  # fmt: skip
+        split, action = traffic.set_split(session, name, spec, actor=actor), "set"
+    audit_change(session, split, action)
+    return traffic.describe_split(split)
 
 
 @canary_app.command("promote")
@@ -157,9 +187,10 @@ def canary_promote(
     share: Annotated[int, typer.Option(min=0, max=100, help="Canary share in %.")] = 100,
     kubeconfig: KUBECONFIG = None,
     context: CONTEXT = None,
+    split: SPLIT = None,
 ) -> None:
     """Send SHARE % of the traffic to the latest revision (100 = promote fully)."""
-    _patch(service, namespace, kubeconfig, context, share)
+    _patch(service, namespace, kubeconfig, context, share, split)
 
 
 @canary_app.command("rollback")
@@ -168,9 +199,10 @@ def canary_rollback(
     namespace: NAMESPACE = "default",
     kubeconfig: KUBECONFIG = None,
     context: CONTEXT = None,
+    split: SPLIT = None,
 ) -> None:
     """All traffic back to the last rolled-out revision (canary share 0)."""
-    _patch(service, namespace, kubeconfig, context, 0)
+    _patch(service, namespace, kubeconfig, context, 0, split)
 
 
 @canary_app.command("status")

@@ -28,7 +28,7 @@ app = typer.Typer(
 ACTOR = "cli"
 
 
-def _audit(session: Session, split: TrafficSplit, action: str) -> None:
+def audit_change(session: Session, split: TrafficSplit, action: str) -> None:
     """The audit entry in the same transaction as the change (no key: gateways checkpoint)."""
     event = registry.audit_event(split, action, ACTOR)
     AuditChain(None).append(session, event["kind"], event["payload"], tenant=event["tenant"])
@@ -99,7 +99,7 @@ def set_(
     known = _known_models()
     with registry_session() as session:
         split = registry.set_split(session, name, spec, actor=ACTOR, known_models=known)
-        _audit(session, split, "set")
+        audit_change(session, split, "set")
         info = registry.describe_split(split)
     _print(info, as_json)
 
@@ -138,7 +138,7 @@ def promote(
     """Make the candidate the stable target, with all the traffic."""
     with registry_session() as session:
         split = registry.promote(session, name, actor=ACTOR, reason=reason)
-        _audit(session, split, "promote")
+        audit_change(session, split, "promote")
         info = registry.describe_split(split)
     _print(info, as_json)
 
@@ -154,7 +154,7 @@ def rollback(
     """Send the candidate's share to 0: all traffic goes to stable."""
     with registry_session() as session:
         split = registry.rollback(session, name, actor=ACTOR, reason=reason)
-        _audit(session, split, "rollback")
+        audit_change(session, split, "rollback")
         info = registry.describe_split(split)
     _print(info, as_json)
 
@@ -164,7 +164,7 @@ def stop(name: str) -> None:
     """End the split: the name routes as the model table says again."""
     with registry_session() as session:
         split = registry.stop(session, name, actor=ACTOR)
-        _audit(session, split, "stop")
+        audit_change(session, split, "stop")
     console.print(f"stopped split {name}", highlight=False)
 
 

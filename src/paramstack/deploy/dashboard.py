@@ -33,6 +33,14 @@ PANELS: list[tuple[str, str, dict[str, str]]] = [
         f'{{status="error"}}[$__rate_interval])) / sum by (model, version) '
         f"(rate({P}predict_requests_total[$__rate_interval]))",
     }),
+    ("LLM canary vs stable: requests and 5xx ratio per arm", "short", {
+        "{{split}} {{arm}} req/s":
+            f"sum by (split, arm) (rate({P}traffic_requests_total[$__rate_interval]))",
+        "{{split}} {{arm}} 5xx ratio": f"sum by (split, arm) (rate({P}traffic_errors_total"
+        f"[$__rate_interval])) / sum by (split, arm) (rate({P}traffic_requests_total"
+        "[$__rate_interval]))",
+        "{{split}} candidate %": f"max by (split) ({P}traffic_candidate_percent)",
+    }),
     ("LLM traffic by model and status", "reqps", {
         "{{model}} {{status}}":
             f"sum by (model, status) (rate({P}llm_requests_total[$__rate_interval]))",

@@ -134,6 +134,13 @@ def run_dpo(
             callbacks=ts.callbacks(progress, tracking),
         )  # fmt: skip
         ts.quiet_trainer(trainer)
+        if len(trainer.train_dataset) == 0 or len(trainer.eval_dataset) == 0:
+            raise InvalidInput(
+                f"no preference pair fits max_length={cfg.max_length} tokens after "
+                f"tokenisation ({len(train)} train / {len(heldout)} held-out pairs before): "
+                "raise max_length or shorten the prompts",
+                param="max_length",
+            )
         before = trainer.evaluate()
         resume = ts.last_checkpoint(out / "checkpoints") if cfg.resume else None
         start = time.perf_counter()
