@@ -64,6 +64,17 @@ def test_export_merged_adapter_parity_and_register(small_adapter: Path, tmp_path
     with torch.no_grad(), peft_model.disable_adapter():
         bare = peft_model(input_ids=torch.from_numpy(ids)).logits.numpy()
     assert np.abs(got - bare).max() > 1e-3
+    # the parity check refuses a graph whose logits drift past atol + rtol * |logit|
+    from paramstack.export.causal_lm import verify
+    from paramstack.export.onnx_export import ParityError
+    from paramstack.train.adapters import merged_model
+
+    merged, tokenizer = merged_model(small_adapter)
+    with torch.no_grad():
+        for param in merged.parameters():
+            param.add_(1e-3)  # torch now disagrees with the exported graph
+    with pytest.raises(ParityError, match="differ from torch"):
+        verify(merged, tokenizer, out / "model.onnx")
     engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")  # one exporter run: SQLite only
     migrate.upgrade(engine)
     with transaction(session_factory(engine)) as s:
