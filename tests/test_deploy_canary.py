@@ -134,4 +134,13 @@ def test_the_registry_split_moves_with_the_service_and_only_when_the_patch_succe
         assert back.exit_code == 0, back.output
         assert split() == (0.0, "rolled_back", 2)
         assert kube.objects[("llm", "chat")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+
+        alone = runner.invoke(  # no KServe in this deployment: the registry split alone
+            app, ["deploy", "canary", "promote", "--share", "20", "--split", "chat"], env=env
+        )
+        assert alone.exit_code == 0, alone.output
+        assert split() == (20.0, "running", 3)
+        assert kube.objects[("llm", "chat")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+        neither = runner.invoke(app, ["deploy", "canary", "rollback"], env=env)
+        assert neither.exit_code == 2 and "--service" in neither.output
     engine.dispose()

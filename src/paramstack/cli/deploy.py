@@ -128,6 +128,9 @@ canary_app = typer.Typer(
 app.add_typer(canary_app, name="canary")
 
 SERVICE = Annotated[str, typer.Option(help="InferenceService name.")]
+TARGET = Annotated[
+    str | None, typer.Option(help="InferenceService name (leave out to move --split only).")
+]
 NAMESPACE = Annotated[str, typer.Option(help="Kubernetes namespace.")]
 KUBECONFIG = Annotated[
     Path | None, typer.Option(help="kubeconfig file [in-cluster, else ~/.kube/config].")
@@ -138,7 +141,7 @@ SPLIT = Annotated[
 ]
 
 
-def _patch(service: str, namespace: str, kubeconfig: Path | None, context: str | None,
+def _patch(service: str | None, namespace: str, kubeconfig: Path | None, context: str | None,
            share: int, split: str | None) -> None:  # fmt: skip
     """Patch the InferenceService and, with ``split``, record the same move on the registry's
     traffic split (with its audit entry) in one transaction that commits only after the
@@ -149,14 +152,22 @@ def _patch(service: str, namespace: str, kubeconfig: Path | None, context: str |
     from paramstack.deploy import kserve
     from paramstack.errors import ParamstackError
 
+    if service is None and split is None:
+        err_console.print(
+            "error: name the InferenceService (--service), the split (--split), or both"
+        )
+        raise typer.Exit(2)
     try:
         with registry_session() if split else nullcontext() as session:
             recorded = _record_share(session, split, share) if session and split else None
-            state = kserve.set_canary(kserve.api(kubeconfig, context), service, namespace, share)
+            state = None
+            if service is not None:
+                api = kserve.api(kubeconfig, context)
+                state = kserve.set_canary(api, service, namespace, share).as_dict()
     except ParamstackError as exc:
         err_console.print(f"error: {exc.message}")
         raise typer.Exit(1) from exc
-    print_json({**state.as_dict(), "registry_split": recorded})
+    print_json({**(state or {}), "registry_split": recorded})
 
 
 def _record_share(session: Any, name: str, share: int) -> dict[str, Any]:
@@ -182,7 +193,7 @@ def _record_share(session: Any, name: str, share: int) -> dict[str, Any]:
 
 @canary_app.command("promote")
 def canary_promote(
-    service: SERVICE = "chat",
+    service: TARGET = None,
     namespace: NAMESPACE = "default",
     share: Annotated[int, typer.Option(min=0, max=100, help="Canary share in %.")] = 100,
     kubeconfig: KUBECONFIG = None,
@@ -195,7 +206,7 @@ def canary_promote(
 
 @canary_app.command("rollback")
 def canary_rollback(
-    service: SERVICE = "chat",
+    service: TARGET = None,
     namespace: NAMESPACE = "default",
     kubeconfig: KUBECONFIG = None,
     context: CONTEXT = None,
