@@ -102,18 +102,11 @@ def verify(
     *,
     prompts: tuple[str, ...] = DEFAULT_PROMPTS,
     atol: float = 1e-4,
-    rtol: float = 1e-5,
     steps: int = 8,
 ) -> ExportReport:
-    """Parity of logits and argmax, and greedy equality; raises ParityError on a miss.
-
-    Logits must satisfy |onnx - torch| <= atol + rtol * |torch| elementwise (numpy's
-    ``allclose``): a 30-layer fp32 model with logits near 30 differs by ~1.4e-4 from the
-    summation order alone (4.6e-6 relative, measured on SmolLM2-135M; the same with ONNX
-    Runtime's graph optimisations off), so a bare 1e-4 would refuse every full-size export.
-    The largest absolute difference is still reported as is."""
+    """Parity of logits and argmax, and greedy equality; raises ParityError on a miss."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst, agree, total, equal, within = 0.0, 0, 0, 0, True
+    worst, agree, total, equal = 0.0, 0, 0, 0
     eos = tokenizer.eos_token_id
     for prompt in prompts:
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -121,16 +114,12 @@ def verify(
             ref = model(input_ids=torch.tensor([ids]), use_cache=False).logits.numpy()
         got = session.run(None, {"input_ids": np.asarray([ids], dtype=np.int64)})[0]
         worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - ref))))
-        within = within and bool(np.allclose(got, ref, atol=atol, rtol=rtol))
         agree += int(np.sum(got.argmax(-1) == ref.argmax(-1)))
         total += ref.shape[1]
         equal += int(greedy_onnx(session, ids, steps, eos) == greedy_torch(model, ids, steps, eos))
     report = ExportReport(path, worst, agree / total, equal, len(prompts))
-    if not within:
-        raise ParityError(
-            f"ONNX logits differ from torch by up to {worst:.3g} "
-            f"(tolerance {atol:g} + {rtol:g} x |logit|)"
-        )
+    if worst > atol:
+        raise ParityError(f"ONNX logits differ from torch by {worst:.3g} (tolerance {atol:g})")
     if report.argmax_agreement < 1.0 or equal < len(prompts):
         raise ParityError(
             f"argmax agreement {report.argmax_agreement:.4f}, greedy equal {equal}/{len(prompts)}"
