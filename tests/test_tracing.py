@@ -66,6 +66,28 @@ def test_one_chat_request_is_one_trace_of_the_gateway_steps(
         assert child.end_time <= root.end_time
 
 
+def test_a_grounded_chat_has_a_retrieval_span(
+    settings: Settings, tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    from paramstack.rag.index import RagIndex
+    from paramstack.rag.settings import store_url
+    from paramstack.rag.stores.protocol import open_store
+    from tests.rag_support import HOSPITAL_A, documents
+
+    store = open_store(store_url(settings.home))
+    RagIndex(store, "acme").ingest(documents(HOSPITAL_A))
+    store.close()
+    question = [{"role": "user", "content": "Kalp krizinde aspirin ne zaman verilir?"}]
+    cfg = settings.model_copy(update={"otel_enabled": True})
+    with open_gateway(cfg, tmp_path, tokens_per_day=100_000) as gw:
+        gw.client().chat.completions.create(
+            model="chat-small", messages=question, max_tokens=3,
+            extra_body={"rag": {"enabled": True}},
+        )  # fmt: skip
+    names = [s.name for s in sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)]
+    assert names.index("guard.prompt") < names.index("retrieval") < names.index("limits")
+
+
 def test_predict_spans_and_a_cache_hit_skips_the_backend(
     settings: Settings, digits_model: DigitsModel, exporter: InMemorySpanExporter
 ) -> None:

@@ -15,6 +15,7 @@ from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from paramstack.errors import InvalidInput
+from paramstack.gateway.tracing import span
 from paramstack.registry.key_ring import Principal
 
 TEMPLATE = (
@@ -89,12 +90,13 @@ class ChatRetriever:
         collection = req.collection or tenant.rag_collection or "default"
         index = RagIndex(store, tenant.id, collection)
         floor = 2 / (RRF_K + req.k) if policy == "auto" and req.enabled is None else None
-        hits = await to_thread.run_sync(
-            lambda: index.query(
-                question[:4000], k=req.k, mode=req.mode, filters=req.filters,
-                min_score=floor if req.mode == "hybrid" else None,
-            )
-        )  # fmt: skip
+        with span("retrieval"):
+            hits = await to_thread.run_sync(
+                lambda: index.query(
+                    question[:4000], k=req.k, mode=req.mode, filters=req.filters,
+                    min_score=floor if req.mode == "hybrid" else None,
+                )
+            )  # fmt: skip
         if not hits:
             return None
         sources = "\n\n".join(
