@@ -204,3 +204,13 @@ def sft_run(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> S
     home = root / "home"
     result = run_sft(cfg, settings=Settings(home=home))
     return SftRun(base_model_dir, root / "data", result.adapter_dir, home, result.run_id)
+
+
+@pytest.fixture
+def redis_space() -> Iterator[tuple[str, str]]:
+    """A Redis URL and a key prefix of this test's own, deleted afterwards."""
+    from tests.limits_support import delete_prefix, redis_url, unique_prefix
+
+    url, prefix = redis_url(), unique_prefix()
+    yield url, prefix
+    delete_prefix(url, prefix)

@@ -9,7 +9,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,18 +26,10 @@ from paramstack.gateway.limit_types import (
 )
 from paramstack.gateway.limits import build_limiter
 from paramstack.gateway.limits_redis import RedisLimiter
-from tests.limits_support import delete_prefix, redis_url, unique_prefix
 
 T = TypeVar("T")
 RPM5 = RateRule("t:acme:rpm", 5, 60, "tenant requests per minute")
 REPLICA = Path(__file__).with_name("limits_replica.py")
-
-
-@pytest.fixture
-def redis_space() -> Iterator[tuple[str, str]]:
-    url, prefix = redis_url(), unique_prefix()
-    yield url, prefix
-    delete_prefix(url, prefix)
 
 
 def with_limiter(

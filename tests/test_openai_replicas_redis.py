@@ -17,12 +17,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import openai
-import pytest
 
 from paramstack.config import Settings
 from tests.conftest import free_port
 from tests.fake_upstream import chat_prompt_tokens, run_upstream
-from tests.limits_support import delete_prefix, redis_url, unique_prefix
 from tests.test_openai_gateway import MESSAGES, create_tenant, write_models
 from tests.test_openai_sigterm import ledger_rows, wait_ready
 from tests.test_sigterm_logs import server_env
@@ -30,13 +28,6 @@ from tests.test_sigterm_logs import server_env
 PER_REPLICA = 30
 RPM = 17
 PROMPT = chat_prompt_tokens(MESSAGES)
-
-
-@pytest.fixture
-def redis_space() -> Iterator[tuple[str, str]]:
-    url, prefix = redis_url(), unique_prefix()
-    yield url, prefix
-    delete_prefix(url, prefix)
 
 
 @contextmanager
