@@ -180,13 +180,7 @@ def _record_share(session: Any, name: str, share: int) -> dict[str, Any]:
     elif share == 0:
         split, action = traffic.rollback(session, name, actor=actor, reason=reason), "rollback"
     else:
-        row = traffic.get_split(session, name)
-        spec = traffic.SplitSpec(
-            stable=row.stable, candidate=row.candidate, kind=row.kind,
-            candidate_percent=float(share), max_error_rate=row.max_error_rate,
-            max_p95_ms=row.max_p95_ms, window_s=row.window_s, min_requests=row.min_requests,
-        )  # fmt: skip
-        split, action = traffic.set_split(session, name, spec, actor=actor), "set"
+        split, action = traffic.set_share(session, name, float(share), actor=actor), "set"
     audit_change(session, split, action)
     return traffic.describe_split(split)
 

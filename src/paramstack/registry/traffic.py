@@ -159,6 +159,17 @@ def set_split(
     return split
 
 
+def set_share(session: Session, name: str, percent: float, *, actor: str) -> TrafficSplit:
+    """The same split (targets, kind, SLO) with a new candidate share; running afterwards."""
+    row = get_split(session, name)
+    spec = SplitSpec(
+        stable=row.stable, candidate=row.candidate, kind=row.kind, candidate_percent=percent,
+        max_error_rate=row.max_error_rate, max_p95_ms=row.max_p95_ms, window_s=row.window_s,
+        min_requests=row.min_requests,
+    )  # fmt: skip
+    return set_split(session, name, spec, actor=actor)
+
+
 def _running(session: Session, name: str, action: str) -> TrafficSplit:
     split = get_split(session, name)
     if split.status != SplitStatus.RUNNING:
