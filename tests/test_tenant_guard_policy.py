@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -293,3 +294,51 @@ def test_guards_are_built_at_prepare_reused_dropped_and_fail_closed(tmp_path: Pa
     with pytest.raises(Unavailable) as caught:
         base.for_tenant(broken)
     assert caught.value.code == "guard_policy_unusable"
+
+
+def test_a_broken_override_is_built_once_and_refused_from_the_cache(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = ChatGuard(Guard(BASE, GuardResources(home=tmp_path)))
+    broken = _tenant("gamma", {"injection": {"input": "mask"}})
+    with caplog.at_level("ERROR", logger="paramstack.gateway.chat_guard"):
+        for _ in range(3):
+            with pytest.raises(Unavailable):
+                base.for_tenant(broken)  # not prepared: first request tries, later ones don't
+        base.prepare([broken])  # a refresh with the same override keeps the failure
+        with pytest.raises(Unavailable):
+            base.for_tenant(broken)
+    assert len(caplog.records) == 1 and "gamma" in caplog.records[0].message  # logged once
+    fixed = _tenant("gamma", {"injection": {"input": "warn"}})  # a new override digest
+    base.prepare([fixed])
+    assert base.for_tenant(fixed).guard.policy.injection.input.value == "warn"
+    base.prepare([])  # the tenant is gone: its failure is forgotten too
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="paramstack.gateway.chat_guard"):
+        base.prepare([broken])
+    assert len(caplog.records) == 1  # a new ring that brings it back logs it again
+
+
+def test_tenant_guards_share_one_loaded_injection_model(tmp_path: Path) -> None:
+    from paramstack.guard.datasets import OWN_TR, seed_prompts
+    from paramstack.guard.injection_model import TrainConfig, load_shared, train
+
+    rows = seed_prompts() + seed_prompts(OWN_TR)
+    cfg = TrainConfig(bits=14, epochs=20, folds=0, target_fpr=0.05)
+    model, _ = train([r.text for r in rows], [r.label for r in rows], cfg)
+    model.save(tmp_path / "guard" / "injection_model.npz")
+    base = ChatGuard(Guard(BASE, GuardResources(home=tmp_path)))
+    tenants = [_tenant(t, {"pii": {"input": "log"}}) for t in ("alpha", "beta")]
+    base.prepare(tenants)
+    loaded = [
+        g.guard.checks["injection"].detector.model  # type: ignore[attr-defined]
+        for g in [base, *(base.for_tenant(t) for t in tenants)]
+    ]
+    assert loaded[0] is not None and all(m is loaded[0] for m in loaded)
+    assert base.guard.checks["injection"].detector.detect(ATTACK) is not None  # type: ignore[attr-defined]
+    path = tmp_path / "guard" / "injection_model.npz"
+    model.bias += 1.0
+    model.save(path)  # retrained file (new size or mtime): a fresh load, not the stale copy
+    os.utime(path, ns=(1, 1))
+    fresh = load_shared(path)
+    assert fresh is not loaded[0] and fresh.bias == pytest.approx(model.bias)

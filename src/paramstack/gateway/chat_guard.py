@@ -7,6 +7,8 @@ Each tenant may override parts of the base policy (``paramstack tenants set-poli
 :meth:`ChatGuard.for_tenant` returns the guard built for the tenant's override. Those guards are
 built by :meth:`ChatGuard.prepare` when the key ring is refreshed, before the new ring can route
 a request to them, so the request path only does a dict lookup (no YAML, no model loading).
+An override that fails to build is remembered as failed (logged once) until the override or
+the base guard changes, so a broken tenant costs a dict lookup per request, not a rebuild.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ChatGuard:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
         self._tenants: dict[_Key, ChatGuard] = {}  # replaced whole, never mutated in place
+        self._failed: dict[_Key, str] = {}  # override that did not build -> why (same rule)
 
     def for_tenant(self, tenant: TenantPolicy) -> ChatGuard:
         """The guard of the base policy merged with the tenant's override (this one if none)."""
@@ -39,16 +42,19 @@ class ChatGuard:
             return self
         key = (tenant.id, tenant.guard_policy_sha)
         found = self._tenants.get(key)
-        if found is None:  # a ring that was not prepared (tests, tools): build once, then cache
+        if found is None and key not in self._failed:  # a ring not prepared (tests, tools)
             log.warning("building the guard of tenant %s on the request path", tenant.id)
-            try:
-                found = self._build(tenant)
-            except ParamstackError as exc:  # fail closed: never serve a policy not asked for
-                raise Unavailable(
-                    "this tenant's guard policy is unusable; an administrator must fix it",
-                    code="guard_policy_unusable",
-                ) from exc
-            self._tenants = {**self._tenants, key: found}
+            built = self._try_build(tenant)
+            if isinstance(built, str):
+                self._failed = {**self._failed, key: built}
+            else:
+                found = built
+                self._tenants = {**self._tenants, key: built}
+        if found is None:  # fail closed: never serve a policy not asked for
+            raise Unavailable(
+                "this tenant's guard policy is unusable; an administrator must fix it",
+                code="guard_policy_unusable",
+            )
         return found
 
     def prepare(self, tenants: Iterable[TenantPolicy]) -> None:
@@ -57,18 +63,37 @@ class ChatGuard:
         a tenant whose guard cannot be built is logged and fails its requests, never falls
         back to a policy it did not ask for."""
         fresh: dict[_Key, ChatGuard] = {}
+        failed: dict[_Key, str] = {}
         for tenant in tenants:
             if tenant.guard_policy is None or tenant.guard_policy_sha is None:
                 continue
             key = (tenant.id, tenant.guard_policy_sha)
             if key in self._tenants:
                 fresh[key] = self._tenants[key]
-                continue
-            try:
-                fresh[key] = self._build(tenant)
-            except ParamstackError as exc:
-                log.error("guard policy of tenant %s is unusable: %s", tenant.id, exc.message)
-        self._tenants = fresh
+            elif key in self._failed:
+                failed[key] = self._failed[key]
+            else:
+                built = self._try_build(tenant)
+                if isinstance(built, str):
+                    failed[key] = built
+                else:
+                    fresh[key] = built
+        self._tenants, self._failed = fresh, failed
+
+    def _try_build(self, tenant: TenantPolicy) -> ChatGuard | str:
+        """The tenant's guard, or why its override does not build (logged here, once: the
+        callers remember the failure per override digest)."""
+        try:
+            built = self._build(tenant)
+        except ParamstackError as exc:
+            log.error(
+                "guard policy of tenant %s is unusable (refusing its requests until the "
+                "override changes): %s",
+                tenant.id,
+                exc.message,
+            )
+            return exc.message
+        return built
 
     def _build(self, tenant: TenantPolicy) -> ChatGuard:
         override = json.loads(tenant.guard_policy or "{}")

@@ -18,7 +18,7 @@ from paramstack.errors import InvalidInput
 from paramstack.guard.copyright import ProtectedCorpus
 from paramstack.guard.findings import Finding
 from paramstack.guard.injection import InjectionDetector
-from paramstack.guard.injection_model import InjectionModel
+from paramstack.guard.injection_model import InjectionModel, load_shared
 from paramstack.guard.pii import PatternRecognizer, Recognizer, detect
 from paramstack.guard.policy import Action, Policy
 from paramstack.guard.textnorm import fold
@@ -112,7 +112,7 @@ class InjectionCheck:
         model = resources.injection_model
         path = policy.injection.model_path or resources.guard_dir / "injection_model.npz"
         if model is None and policy.injection.classifier and path.is_file():
-            model = InjectionModel.load(path)
+            model = load_shared(path)
         self.detector = InjectionDetector(
             model if policy.injection.classifier else None, policy.injection.threshold
         )

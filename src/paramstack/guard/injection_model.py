@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -150,6 +151,28 @@ class InjectionModel:
                     )
                 },
             )
+
+
+_SHARED: dict[tuple[str, int, int], InjectionModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def load_shared(path: Path) -> InjectionModel:
+    """One loaded model per model file (path, mtime, size) for the whole process.
+
+    Every tenant override builds its own guard; without this each one held its own copy of
+    the weights (1 MiB at 18 bits) and paid the load again. Models are only read after
+    loading, so sharing is safe; a retrained file (new mtime or size) loads afresh.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            for old in [k for k in _SHARED if k[0] == key[0]]:
+                del _SHARED[old]  # the file changed: drop the stale copy
+            found = _SHARED[key] = InjectionModel.load(path)
+        return found
 
 
 @dataclass(frozen=True)
