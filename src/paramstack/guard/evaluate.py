@@ -20,8 +20,12 @@ from paramstack.errors import ParamstackError
 from paramstack.guard.datasets import Prompt
 from paramstack.guard.engine import Guard
 from paramstack.guard.injection import InjectionDetector
+from paramstack.guard.injection_model import InjectionModel
 from paramstack.guard.pii import PatternRecognizer, Recognizer, detect
 from paramstack.guard.policy import Direction
+from paramstack.guard.textnorm import fold
+from paramstack.guard.toxicity import ToxicityLexicon
+from paramstack.guard.toxicity_data import Labelled
 
 TEMPLATES = {
     "tr": [
@@ -143,7 +147,43 @@ def injection_metrics(detector: InjectionDetector, rows: list[Prompt]) -> dict[s
             "attacks": len(pos),
             "benign": len(neg),
             "sources": sorted({r.source for r in sub}),
+            "flagged_by_source": {
+                src: round(
+                    sum(f for (f, _), r in zip(flags, sub, strict=True) if r.source == src)
+                    / sum(r.source == src for r in sub),
+                    3,
+                )
+                for src in sorted({r.source for r in sub})
+            },
         }
+    return out
+
+
+def toxicity_metrics(model: InjectionModel, rows: list[Labelled]) -> dict[str, Any]:
+    """Precision / recall / FPR per language of the lexicon alone, the classifier alone (its
+    calibrated thresholds) and either, on labelled rows the classifier did not train on."""
+    lexicon = ToxicityLexicon.load()
+    layers: dict[str, Callable[[str], bool]] = {
+        "lexicon": lambda t: ToxicityLexicon.score(lexicon.scan(fold(t))) >= 0.5,
+        "classifier": lambda t: model.score(t) >= model.threshold_for(t),
+    }
+    flags = {name: [f(r.text) for r in rows] for name, f in layers.items()}
+    flags["either"] = [a or b for a, b in zip(flags["lexicon"], flags["classifier"], strict=True)]
+    out: dict[str, Any] = {}
+    for name, got in flags.items():
+        out[name] = {}
+        for lang in sorted({r.lang for r in rows}):
+            pairs = [(g, r.label) for g, r in zip(got, rows, strict=True) if r.lang == lang]
+            tp = sum(g and y == 1 for g, y in pairs)
+            fp = sum(g and y == 0 for g, y in pairs)
+            pos = sum(y == 1 for _, y in pairs)
+            out[name][lang] = {
+                "precision": tp / (tp + fp) if tp + fp else 1.0,
+                "recall": tp / max(1, pos),
+                "fpr": fp / max(1, len(pairs) - pos),
+                "toxic": pos,
+                "benign": len(pairs) - pos,
+            }
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from paramstack.guard.decoding import ciphered, decoded_runs
 from paramstack.guard.injection_model import InjectionModel
 from paramstack.guard.textnorm import deobfuscate
 
@@ -92,6 +93,14 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+def _pattern(norm: str) -> str | None:
+    """Name of the first pattern matching the de-obfuscated ``norm``."""
+    for name, pattern in PATTERNS.items():
+        if pattern.search(norm):
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class InjectionHit:
     rule: str
@@ -113,17 +122,32 @@ class InjectionDetector:
         )
 
     def detect(self, text: str) -> InjectionHit | None:
-        norm = deobfuscate(text)
-        for name, pattern in PATTERNS.items():
-            if pattern.search(norm):
-                return InjectionHit(f"injection.pattern.{name}", 1.0)
+        """Plain text first; then texts hidden in encoded runs (both layers, ``encoded.*``
+        rules); then ROT13 / reversed text (patterns only: ciphered noise is no prose)."""
+        hit = self._detect(text, "")
+        if hit is not None:
+            return hit
+        for hidden in decoded_runs(text):
+            hit = self._detect(hidden, "encoded.")
+            if hit is not None:
+                return hit
+        for variant in ciphered(text):
+            rule = _pattern(deobfuscate(variant))
+            if rule is not None:
+                return InjectionHit(f"injection.cipher.{rule}", 1.0)
+        return None
+
+    def _detect(self, text: str, kind: str) -> InjectionHit | None:
+        rule = _pattern(deobfuscate(text))
+        if rule is not None:
+            return InjectionHit(f"injection.{kind}pattern.{rule}", 1.0)
         if self.model is not None:
             score = self.model.score(text)
             limit = self.fixed_threshold
             if limit is None:
                 limit = self.model.threshold_for(text)
             if score >= limit:
-                return InjectionHit("injection.classifier", score)
+                return InjectionHit(f"injection.{kind}classifier", score)
         return None
 
     def score(self, text: str) -> float:

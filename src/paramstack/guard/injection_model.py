@@ -190,7 +190,11 @@ class TrainConfig:
 
 
 def train(
-    texts: Sequence[str], labels: Sequence[int], cfg: TrainConfig, groups: Sequence[str] = ()
+    texts: Sequence[str],
+    labels: Sequence[int],
+    cfg: TrainConfig,
+    groups: Sequence[str] = (),
+    fold_keys: Sequence[str] = (),
 ) -> tuple[InjectionModel, dict[str, Any]]:
     """Fit the model; each (group, label) cell gets equal total weight.
 
@@ -202,7 +206,9 @@ def train(
     left 8-row benign groups to set the threshold); otherwise the held-back
     ``valid_fraction`` is scored. The benign rows' false-positive rate, averaged over groups,
     stays at most ``target_fpr``, per language when groups are named ``<lang>:<family>``
-    (:func:`datasets.train_group`).
+    (:func:`datasets.train_group`). ``fold_keys`` keeps rows generated from one template in
+    one fold: otherwise their out-of-fold scores come from a model that saw the template, and
+    the thresholds come out too low for new wording.
     """
     started = time.perf_counter()
     groups = list(groups) or ["all"] * len(texts)
@@ -211,8 +217,12 @@ def train(
     scores = np.zeros(len(texts))
     if cfg.folds >= 2 and cfg.valid_fraction > 0:
         valid = fit = order
+        fold_of = np.zeros(len(texts), dtype=np.int64)
+        fold_of[order] = np.arange(len(texts)) % cfg.folds
+        if fold_keys:  # rows sharing a key (a template) share a fold
+            fold_of = np.array([zlib.crc32(k.encode()) % cfg.folds for k in fold_keys])
         for k in range(cfg.folds):
-            held = order[k :: cfg.folds]
+            held = np.flatnonzero(fold_of == k)
             part = _fit_rows(np.setdiff1d(order, held), feats, labels, groups, cfg)
             scores[held] = [part.score_ids(feats[i]) for i in held]
     else:

@@ -67,8 +67,15 @@ class InjectionPolicy(CheckPolicy):
 
 class ToxicityPolicy(CheckPolicy):
     output: Action = Action.WARN
-    threshold: float = Field(0.5, ge=0, le=1)
+    threshold: float = Field(0.5, ge=0, le=1, description="Lexicon score (noisy-OR) to flag.")
     lexicon_paths: list[Path] = Field(default_factory=list)
+    classifier: bool = Field(
+        False, description="Add the trained classifier (guard train-toxicity); off by default."
+    )
+    classifier_threshold: float | None = Field(
+        None, ge=0, le=1, description="Classifier score to flag; None = the model's calibrated."
+    )
+    model_path: Path | None = Field(None, description="Default <home>/guard/toxicity_model.npz.")
 
 
 class CopyrightPolicy(CheckPolicy):
