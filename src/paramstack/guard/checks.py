@@ -18,10 +18,10 @@ from paramstack.errors import InvalidInput
 from paramstack.guard.copyright import ProtectedCorpus
 from paramstack.guard.findings import Finding
 from paramstack.guard.injection import InjectionDetector
-from paramstack.guard.injection_model import InjectionModel, load_shared
+from paramstack.guard.injection_model import InjectionModel, IntArray, features, load_shared
 from paramstack.guard.pii import PatternRecognizer, Recognizer, detect
 from paramstack.guard.policy import Action, Policy
-from paramstack.guard.textnorm import fold
+from paramstack.guard.textnorm import deobfuscate, fold
 from paramstack.guard.toxicity import ToxicityLexicon
 
 
@@ -30,10 +30,24 @@ class TextView:
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._ids: dict[tuple[tuple[int, ...], int, tuple[int, ...]], IntArray] = {}
 
     @cached_property
     def folded(self) -> str:
         return fold(self.text)
+
+    @cached_property
+    def deobfuscated(self) -> str:
+        """The injection view (:func:`deobfuscate`), shared by its patterns and n-grams."""
+        return deobfuscate(self.text)
+
+    def ngram_ids(self, model: InjectionModel) -> IntArray:
+        """The model's n-gram features of the text, computed once for every classifier with
+        the same settings (the injection and toxicity models share them)."""
+        key = (model.orders, model.bits, model.word_orders)
+        if key not in self._ids:
+            self._ids[key] = features(self.text, *key, norm=self.deobfuscated)
+        return self._ids[key]
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,9 @@ class InjectionCheck:
         )
 
     def scan(self, view: TextView) -> list[Finding]:
-        hit = self.detector.detect(view.text)
+        model = self.detector.model
+        ids = view.ngram_ids(model) if model else None
+        hit = self.detector.detect(view.text, ids, view.deobfuscated)
         if hit is None:
             return []
         return [Finding("injection", "INJECTION", hit.rule, 0, len(view.text), hit.score)]
@@ -158,7 +174,7 @@ class ToxicityCheck:
                 for h in hits
             ]
         if self.model is not None:
-            prob = self.model.score(view.text)
+            prob = self.model.score_ids(view.ngram_ids(self.model))
             limit = self.model_threshold
             if prob >= (limit if limit is not None else self.model.threshold_for(view.text)):
                 found.append(

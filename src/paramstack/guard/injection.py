@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from paramstack.guard.decoding import ciphered, decoded_runs
-from paramstack.guard.injection_model import InjectionModel
+from paramstack.guard.injection_model import InjectionModel, IntArray
 from paramstack.guard.textnorm import deobfuscate
 
 _W = r"(?:\w+ ){0,4}"  # up to four filler words between the parts of a phrase
@@ -121,10 +121,14 @@ class InjectionDetector:
             threshold if threshold is not None else (model.threshold if model is not None else 1.0)
         )
 
-    def detect(self, text: str) -> InjectionHit | None:
+    def detect(
+        self, text: str, ids: IntArray | None = None, norm: str | None = None
+    ) -> InjectionHit | None:
         """Plain text first; then texts hidden in encoded runs (both layers, ``encoded.*``
-        rules); then ROT13 / reversed text (patterns only: ciphered noise is no prose)."""
-        hit = self._detect(text, "")
+        rules); then ROT13 / reversed text (patterns only: ciphered noise is no prose).
+        ``ids`` / ``norm``: the text's n-gram features / de-obfuscated form when the caller
+        already has them (:class:`~paramstack.guard.checks.TextView`)."""
+        hit = self._detect(text, "", ids, norm)
         if hit is not None:
             return hit
         for hidden in decoded_runs(text):
@@ -137,12 +141,14 @@ class InjectionDetector:
                 return InjectionHit(f"injection.cipher.{rule}", 1.0)
         return None
 
-    def _detect(self, text: str, kind: str) -> InjectionHit | None:
-        rule = _pattern(deobfuscate(text))
+    def _detect(
+        self, text: str, kind: str, ids: IntArray | None = None, norm: str | None = None
+    ) -> InjectionHit | None:
+        rule = _pattern(deobfuscate(text) if norm is None else norm)
         if rule is not None:
             return InjectionHit(f"injection.{kind}pattern.{rule}", 1.0)
         if self.model is not None:
-            score = self.model.score(text)
+            score = self.model.score(text) if ids is None else self.model.score_ids(ids)
             limit = self.fixed_threshold
             if limit is None:
                 limit = self.model.threshold_for(text)

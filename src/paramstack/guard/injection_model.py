@@ -35,14 +35,21 @@ FloatArray = npt.NDArray[np.float32]
 
 
 def features(
-    text: str, orders: Sequence[int], bits: int, word_orders: Sequence[int] = ()
+    text: str,
+    orders: Sequence[int],
+    bits: int,
+    word_orders: Sequence[int] = (),
+    *,
+    norm: str | None = None,
 ) -> IntArray:
     """Hashed n-gram ids (with repeats: term frequency) of the de-obfuscated, padded text.
 
     ``word_orders`` adds word n-grams (1 = words, 2 = word pairs) to the character ones: a
     pair like "previous instructions" is one feature instead of a dozen overlapping 5-grams.
+    ``norm``: ``deobfuscate(text)`` when the caller has it already (it costs as much as the
+    hashing).
     """
-    norm = f" {deobfuscate(text)} "
+    norm = f" {deobfuscate(text) if norm is None else norm} "
     codes = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     shift = np.uint64(64 - bits)
     ids: list[npt.NDArray[np.uint64]] = []
@@ -238,6 +245,9 @@ def train(
     model.threshold = max(model.lang_thresholds.values(), default=0.5)
     meta = {
         "validation": _validation(model, [(texts[i], scores[i], labels[i]) for i in valid]),
+        "validation_by_group": _by_group(
+            model, [(texts[i], scores[i], labels[i], groups[i]) for i in valid]
+        ),
         "rows": len(texts),
         "fit_rows": len(fit),
         "valid_rows": len(valid),
@@ -284,6 +294,20 @@ def _thresholds(scores: list[float], groups: list[str], target_fpr: float) -> di
             threshold = score
         out[lang] = min(0.99, threshold)
     return out
+
+
+def _by_group(
+    model: InjectionModel, rows: list[tuple[str, float, int, str]]
+) -> dict[str, dict[str, float]]:
+    """Share flagged out of fold per (group, label): which family is weak, without a look at
+    any evaluation set."""
+    cells: dict[str, list[bool]] = {}
+    for text, score, label, group in rows:
+        key = f"{group}:{'attack' if label else 'benign'}"
+        cells.setdefault(key, []).append(score >= model.threshold_for(text))
+    return {
+        k: {"flagged": round(sum(v) / len(v), 3), "rows": len(v)} for k, v in sorted(cells.items())
+    }
 
 
 def _validation(model: InjectionModel, rows: list[tuple[str, float, int]]) -> dict[str, Any]:

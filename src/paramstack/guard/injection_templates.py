@@ -45,6 +45,8 @@ def generate(path: Path = GEN, *, per_family: int = 150, seed: int = 0) -> list[
         rows += _buried(parts, fill, lang, rng, per_family)
         rows += _encoded(parts, fill, lang, rng, per_family // 2)
         rows += _turns(parts, fill, lang, rng, per_family // 2)
+        if "direct" in parts:
+            rows += _direct(parts["direct"], fill, lang, rng, per_family)
     return _unique(rows)
 
 
@@ -61,18 +63,20 @@ def _buried(
     rows = []
     for _ in range(n):
         doc, ask = rng.choice(parts["docs"]), rng.choice(parts["user_asks"])
-        instruction = f"{rng.choice(parts['prefixes'])} {rng.choice(parts['actions'])}"
+        action = rng.choice(parts["actions"])
+        instruction = f"{rng.choice(parts['prefixes'])} {action}"
         note = rng.choice(parts["benign_notes"])
         sep = rng.choice(["\n", " ", "\n\n", "\n---\n"])
         attack = _fill(ask, fill, rng, doc=f"{doc}{sep}{_fill(instruction, fill, rng)}")
-        rows.append(Prompt(attack, 1, lang, "gen-buried"))
-        rows.append(
-            Prompt(_fill(ask, fill, rng, doc=f"{doc}{sep}{note}"), 0, lang, "gen-buried.clean")
-        )
-        rows.append(Prompt(_fill(ask, fill, rng, doc=doc), 0, lang, "gen-buried.clean"))
+        rows.append(Prompt(attack, 1, lang, "gen-buried", f"action:{action}"))
+        twin = _fill(ask, fill, rng, doc=f"{doc}{sep}{note}")
+        rows.append(Prompt(twin, 0, lang, "gen-buried.clean", f"doc:{doc}"))
+        alone = _fill(ask, fill, rng, doc=doc)
+        rows.append(Prompt(alone, 0, lang, "gen-buried.clean", f"doc:{doc}"))
     for _ in range(n // 2):
-        text = _fill(rng.choice(parts["benign_requests"]), fill, rng, encoded=_encode(parts, rng))
-        rows.append(Prompt(text, 0, lang, "gen-tools"))
+        request = rng.choice(parts["benign_requests"])
+        text = _fill(request, fill, rng, encoded=_encode(parts, rng))
+        rows.append(Prompt(text, 0, lang, "gen-tools", f"request:{request}"))
     return rows
 
 
@@ -90,10 +94,11 @@ def _encoded(
         hidden = _fill(rng.choice(parts["hidden_payloads"]), fill, rng)
         wrapper = rng.choice(parts["decode_attacks"])
         attack = _fill(wrapper, fill, rng, enc=name, encoded=ENCODERS[name](hidden.encode()))
-        rows.append(Prompt(attack, 1, lang, "gen-decode"))
+        rows.append(Prompt(attack, 1, lang, "gen-decode", f"wrapper:{wrapper}"))
         harmless = ENCODERS[name](rng.choice(parts["harmless_payloads"]).encode())
         ask = rng.choice([r for r in parts["benign_requests"] if "{encoded}" in r])
-        rows.append(Prompt(_fill(ask, fill, rng, encoded=harmless), 0, lang, "gen-decode.clean"))
+        twin = _fill(ask, fill, rng, encoded=harmless)
+        rows.append(Prompt(twin, 0, lang, "gen-decode.clean", f"request:{ask}"))
     return rows
 
 
@@ -105,8 +110,35 @@ def _turns(
         turn = rng.choice(parts["fake_turns"])
         action = _fill(rng.choice(parts["actions"]), fill, rng)
         text = _fill(turn, fill, rng, doc=rng.choice(parts["docs"]), action=action)
-        rows.append(Prompt(text, 1, lang, "gen-turns"))
-        rows.append(Prompt(rng.choice(parts["benign_transcripts"]), 0, lang, "gen-turns.clean"))
+        rows.append(Prompt(text, 1, lang, "gen-turns", f"turn:{turn}"))
+        twin = rng.choice(parts["benign_turns"])
+        benign = _fill(twin, fill, rng, doc=rng.choice(parts["docs"]))
+        rows.append(Prompt(benign, 0, lang, "gen-turns.clean", f"turn:{twin}"))
+    for text in parts["benign_transcripts"]:
+        rows.append(Prompt(text, 0, lang, "gen-turns.clean"))
+    return rows
+
+
+def _direct(
+    parts: dict[str, Any], fill: dict[str, list[str]], lang: str, rng: random.Random, n: int
+) -> list[Prompt]:
+    """Override / persona attacks from parts, and twins: the same persona frames with a
+    harmless trait, ordinary instructions that share the words (önceki, kurallar, unut)."""
+    rows = []
+    for _ in range(n):
+        verb = rng.choice(parts["verbs"])
+        text = (
+            f"{rng.choice(parts['scopes']).capitalize()} {rng.choice(parts['objects'])} {verb}"
+            f" ve {_fill(rng.choice(parts['goals']), fill, rng)}."
+        )
+        rows.append(Prompt(text, 1, lang, "gen-direct", f"verb:{verb}"))
+        frame, persona = rng.choice(parts["persona_frames"]), rng.choice(parts["personas"])
+        bad, good = rng.choice(parts["bad_traits"]), rng.choice(parts["good_traits"])
+        for trait, label in ((bad, 1), (good, 0)):
+            filled = frame.replace("{persona}", persona).replace("{trait}", trait)
+            source = "gen-direct" if label else "gen-direct.clean"
+            rows.append(Prompt(filled, label, lang, source, f"trait:{trait}"))
+    rows += [Prompt(t, 0, lang, "gen-direct.clean") for t in parts["benign_instructions"]]
     return rows
 
 
