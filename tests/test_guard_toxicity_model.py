@@ -69,3 +69,26 @@ def test_missing_model_file_is_a_clear_policy_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="train-toxicity") as caught:
         Guard(on, GuardResources(home=tmp_path))
     assert caught.value.code == "bad_policy"
+
+
+def test_injection_and_toxicity_share_one_ngram_pass(model_home: Path) -> None:
+    from paramstack.guard.checks import TextView
+    from paramstack.guard.injection_model import load_shared
+
+    on = Policy.from_yaml().with_overrides({"toxicity": {"classifier": True}})
+    guard = Guard(
+        on,
+        GuardResources(
+            home=model_home,
+            injection_model=load_shared(model_home / "guard" / "toxicity_model.npz"),
+        ),
+    )
+    text = "Sen tam bir beyinsiz dangalaksın, kimse seni istemiyor."
+    view = TextView(text)
+    found = [f for chk in guard.checks.values() for f in chk.scan(view)]
+    assert len(view._ids) == 1  # same settings: one feature pass serves both classifiers
+    tox = guard.checks["toxicity"].model  # type: ignore[attr-defined]
+    assert any(f.rule == "toxicity.classifier" for f in found)
+    assert [f.score for f in found if f.rule == "toxicity.classifier"] == [
+        pytest.approx(tox.score(text))
+    ]
