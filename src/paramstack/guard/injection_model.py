@@ -6,6 +6,9 @@ hash over the code points of the de-obfuscated text, n = 2..5), so scoring is a 
 numpy calls, about 50 µs per kB. Training is full-batch Adam on the same sparse features
 (``np.bincount`` gradients), seconds on two cores for a few thousand prompts.
 
+The optional toxicity classifier (``guard train-toxicity``) is the same model type trained on
+other labels, so both share one feature pass per text.
+
 The model file is an ``.npz`` (weights, bias, n-gram orders, hash bits, calibrated threshold)
 with a ``.meta.json`` beside it (data counts, metrics, timings) — no pickle, so loading a
 model file cannot run code.
