@@ -60,8 +60,8 @@ class ChatGuard:
     def prepare(self, tenants: Iterable[TenantPolicy]) -> None:
         """Build the guard of every tenant with an override (kept when unchanged), and drop
         those of overrides no longer in use. Runs in a worker thread at each key-ring refresh;
-        a tenant whose guard cannot be built is logged and fails its requests, never falls
-        back to a policy it did not ask for."""
+        a tenant whose guard cannot be built is logged (once per override digest) and fails
+        its requests, never falls back to a policy it did not ask for."""
         fresh: dict[_Key, ChatGuard] = {}
         failed: dict[_Key, str] = {}
         for tenant in tenants:
