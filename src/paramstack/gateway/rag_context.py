@@ -83,18 +83,22 @@ class ChatRetriever:
         if not wanted or not question.strip():
             return None
         from paramstack.gateway.routes.rag import open_rag
-        from paramstack.rag.fusion import RRF_K
+        from paramstack.rag.fusion import DEFAULT_FUSION, RRF_K, Fusion
         from paramstack.rag.index import RagIndex
 
         store = open_rag(self.app).store
         collection = req.collection or tenant.rag_collection or "default"
         index = RagIndex(store, tenant.id, collection)
-        floor = 2 / (RRF_K + req.k) if policy == "auto" and req.enabled is None else None
+        # auto: ground only on chunks that both retrievers rank in their top k, which
+        # equal-weight RRF expresses as a score floor of 2 / (K + k)
+        auto = policy == "auto" and req.enabled is None
+        floor = 2 / (RRF_K + req.k) if auto else None
         with span("retrieval"):
             hits = await to_thread.run_sync(
                 lambda: index.query(
                     question[:4000], k=req.k, mode=req.mode, filters=req.filters,
                     min_score=floor if req.mode == "hybrid" else None,
+                    fusion=Fusion("rrf", 1.0) if auto else DEFAULT_FUSION,
                 )
             )  # fmt: skip
         if not hits:
