@@ -39,6 +39,16 @@ class RagRequest(BaseModel):
 class Grounding:
     collection: str
     citations: list[dict[str, Any]]
+    # UTF-8 bytes of the context message added to the prompt: the request body's byte bound
+    # does not contain it, so the quota reservation adds it (see ``token_budget``)
+    context_bytes: int = 0
+
+    @property
+    def prompt_bound(self) -> int:
+        """Upper bound on the prompt tokens the retrieved context adds."""
+        from paramstack.gateway.token_budget import PER_MESSAGE
+
+        return self.context_bytes + PER_MESSAGE if self.citations else 0
 
     @property
     def chunk_refs(self) -> list[str]:
@@ -110,4 +120,5 @@ class ChatRetriever:
         messages = list(body.get("messages") or [])
         first_user = next((i for i, m in enumerate(messages) if m.get("role") != "system"), 0)
         body["messages"] = [*messages[:first_user], context, *messages[first_user:]]
-        return Grounding(collection, [h.citation() for h in hits])
+        size = len(context["content"].encode()) + len(context["role"])
+        return Grounding(collection, [h.citation() for h in hits], size)
