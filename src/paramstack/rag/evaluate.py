@@ -105,6 +105,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"- ingestion: {report.get('ingest', {}).get('chunks_per_s', 0):.2f} chunks/s "
         f"({report.get('ingest', {}).get('chunks', 0)} chunks in "
         f"{report.get('ingest', {}).get('seconds', 0):.0f} s)",
+        f"- hybrid fusion: {report.get('fusion', {})}"
+        + (
+            "; embeddings from a cache (latency excludes them, ingestion rate is not real)"
+            if report.get("query_embeddings_cached")
+            else ""
+        ),
         "",
         "| retriever | " + " | ".join(cols) + " |",
         "| --- |" + " --- |" * len(cols),
