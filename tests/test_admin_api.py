@@ -103,6 +103,10 @@ def test_tenants_and_keys(settings: Settings, tmp_path: Path) -> None:
         key, prefix = created.json()["key"], created.json()["prefix"]
         _error(admin.post("/tenants/nobody/keys", json={}), 404)
         _error(admin.post("/tenants/globex/keys", json={"expires_at": "2001-01-01T00:00:00Z"}), 400)
+        assert created.json()["role"] == "member"
+        _error(admin.post("/tenants/globex/keys", json={"role": "root"}), 400)
+        boss = admin.post("/tenants/acme/keys", json={"name": "ingest", "role": "admin"})
+        assert boss.status_code == 201 and boss.json()["role"] == "admin"
         client = openai.OpenAI(base_url=f"{gw.server.url}/v1", api_key=key, max_retries=0)
         wait_until(lambda: _works(client))  # the key ring refresh picks the new key up
         listed = admin.get("/keys", params={"tenant": "globex"}).json()["data"]

@@ -105,3 +105,24 @@ def test_chat_with_retrieval_cites_and_signs_its_grounding(
             headers={"authorization": f"Bearer {gw.key}"},
         )
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "rag"
+
+
+def test_retrieved_context_counts_in_the_quota_reservation(
+    signed: Settings, tmp_path: Path
+) -> None:
+    """The context message is not in the request body, so the body bound alone would let a
+    grounded request reserve far fewer tokens than its prompt really has."""
+    with open_gateway(signed, tmp_path, tokens_per_day=400) as gw:
+        client = gw.client()
+        plain = client.chat.completions.create(model="chat-small", messages=QUESTION, max_tokens=3)
+        assert plain.choices  # body bound (~150) + 3 output tokens fit in the quota
+        r = httpx.post(
+            f"{gw.server.url}/v1/chat/completions",
+            json={"model": "chat-small", "messages": QUESTION, "max_tokens": 3,
+                  "rag": {"enabled": True, "k": 3}},
+            headers={"authorization": f"Bearer {gw.key}"},
+        )  # fmt: skip
+        assert r.status_code == 429, r.text  # three cited chunks (~500 bytes) do not
+        assert "quota" in r.json()["error"]["code"]
+        again = client.chat.completions.create(model="chat-small", messages=QUESTION, max_tokens=3)
+        assert again.choices  # the refused grounded request reserved nothing

@@ -18,15 +18,17 @@ from tests.rag_support import HOSPITAL_A, HOSPITAL_B
 
 
 def make_tenants(settings: Settings) -> dict[str, str]:
+    """An admin key per tenant under the tenant's id, a member key under ``<id>/member``."""
     engine = make_engine(settings.resolved_database_url)
     keys = {}
     try:
         with transaction(session_factory(engine)) as s:
             for tid in ("hosp-a", "hosp-b"):
                 tenants.create_tenant(s, TenantSpec(id=tid, name=tid))
-                keys[tid] = api_keys.create_key(
-                    s, tid, KeySpec(), resolve_pepper(settings)
-                ).plaintext
+                for role, name in (("admin", tid), ("member", f"{tid}/member")):
+                    keys[name] = api_keys.create_key(
+                        s, tid, KeySpec(role=role), resolve_pepper(settings)
+                    ).plaintext
     finally:
         engine.dispose()
     return keys
@@ -99,3 +101,30 @@ def test_rag_routes_isolate_tenants_by_every_route(settings: Settings) -> None:
             headers=auth(a),
         )
         assert r.status_code == 409 and r.json()["error"]["code"] == "embedder_mismatch"
+
+
+def test_only_admin_keys_change_documents_and_jobs_outlive_the_process(
+    settings: Settings,
+) -> None:
+    keys = make_tenants(settings)
+    admin, member, other_admin = keys["hosp-a"], keys["hosp-a/member"], keys["hosp-b"]
+    docs = {"documents": [{"id": "kalp.md", "text": HOSPITAL_A["kalp.md"]}]}
+    with run_server(settings) as server, server.client() as http:
+        r = http.post("/v1/rag/documents", json=docs, headers=auth(member))
+        assert r.status_code == 403
+        err = r.json()["error"]
+        assert err["code"] == "admin_key_required" and err["type"] == "permission_error"
+        job = ingest(http, admin, {"kalp.md": HOSPITAL_A["kalp.md"]})
+        assert query(http, member, query="kalp krizi aspirin").json()["data"][0]["doc_id"] == (
+            "kalp.md"
+        )  # querying stays open to every key of the tenant
+        assert http.delete("/v1/rag/documents/kalp.md", headers=auth(member)).status_code == 403
+        assert http.get("/v1/rag/documents", headers=auth(member)).status_code == 200
+    # a new process (same database) still knows the job; another tenant still cannot see it
+    with run_server(settings) as server, server.client() as http:
+        again = http.get(f"/v1/rag/jobs/{job['id']}", headers=auth(member))
+        assert again.status_code == 200
+        assert again.json()["status"] == "succeeded" and again.json()["chunks"] == job["chunks"]
+        assert again.json()["finished_at"] >= again.json()["created_at"]
+        assert http.get(f"/v1/rag/jobs/{job['id']}", headers=auth(other_admin)).status_code == 404
+        assert http.delete("/v1/rag/documents/kalp.md", headers=auth(admin)).status_code == 200

@@ -52,7 +52,7 @@ def test_hybrid_search_cites_spans_and_isolates_tenants(
     a.ingest(documents(HOSPITAL_A, dept="acil"))
     b.ingest(documents(HOSPITAL_B))
     for mode in ("lexical", "dense", "hybrid"):
-        hits = a.query("aspirin ne zaman verilir", mode=mode, k=3)
+        hits = a.query("kalp krizi geçiren hastaya aspirin ne zaman verilir", mode=mode, k=3)
         assert hits[0].doc_id == "kalp.md", mode
         assert all(h.doc_id in HOSPITAL_A for h in hits), mode
         top = hits[0]
@@ -103,7 +103,7 @@ def test_collection_refuses_another_embedder(store: Store, request: pytest.Fixtu
     ta, _ = _tenants(request)
     idx = RagIndex(store, ta, "notlar")
     idx.ingest(documents(HOSPITAL_A))
-    assert store.get_collection(ta, "notlar").embedder == "e5-small"  # type: ignore[union-attr]
+    assert store.get_collection(ta, "notlar").embedder == "use-m3"  # type: ignore[union-attr]
     with pytest.raises(Conflict) as err:
         idx.ingest(documents(HOSPITAL_B), get_embedder("e5-small-enpt"))
     assert err.value.code == "embedder_mismatch"

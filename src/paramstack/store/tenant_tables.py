@@ -121,6 +121,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     name: Mapped[str] = mapped_column(String(128), default="")
+    # "member" calls the APIs; "admin" may also change the tenant's data (RAG ingest/delete)
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
     requests_per_second: Mapped[int | None] = mapped_column(Integer, nullable=True)
     requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

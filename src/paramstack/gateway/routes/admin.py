@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -92,6 +92,9 @@ class PriceSet(Strict):
 
 class KeyCreate(Limits):
     name: str = Field("", max_length=128)
+    role: Literal["member", "admin"] = Field(
+        "member", description="admin: may also ingest and delete the tenant's RAG documents."
+    )
     expires_at: datetime | None = Field(None, description="ISO 8601; UTC when naive.")
 
     @field_validator("expires_at")

@@ -15,7 +15,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from paramstack.errors import InvalidInput, Unavailable
+from paramstack.errors import Forbidden, InvalidInput, Unavailable
 from paramstack.gateway.auth import CurrentPrincipal
 from paramstack.gateway.routes.openai import ERRORS
 from paramstack.registry.key_ring import Principal
@@ -72,8 +72,18 @@ def open_rag(app: Any) -> Any:
                 raise Unavailable(
                     "retrieval needs the rag extra (pip install paramstack[rag])"
                 ) from exc
-            state.rag = IngestJobs(open_store(store_url(state.settings.home)))
+            state.rag = IngestJobs(open_store(store_url(state.settings.home)), state.factory)
         return state.rag
+
+
+def require_admin(principal: Principal) -> None:
+    """Changing a tenant's documents needs one of its admin keys; querying needs any key."""
+    if not principal.is_admin:
+        raise Forbidden(
+            "ingesting or deleting documents needs an admin key of the tenant"
+            " (paramstack keys create TENANT --role admin)",
+            code="admin_key_required",
+        )
 
 
 def collection_of(principal: Principal, requested: str | None) -> str:
@@ -104,6 +114,7 @@ async def query(body: QueryBody, request: Request, principal: CurrentPrincipal) 
 async def ingest(body: IngestBody, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     from paramstack.rag.loaders import make_document
 
+    require_admin(principal)
     if body.overlap >= body.chunk_size:
         raise InvalidInput("overlap must be smaller than chunk_size", param="overlap")
     rag = rag_state(request)
@@ -111,17 +122,17 @@ async def ingest(body: IngestBody, request: Request, principal: CurrentPrincipal
     options = {"embedder": body.embedder, "chunk_size": body.chunk_size,
                "overlap": body.overlap, "scrub_pii": body.scrub_pii}  # fmt: skip
     collection = collection_of(principal, body.collection)
-    job = await to_thread.run_sync(
+    return await to_thread.run_sync(
         lambda: rag.submit(principal.tenant.id, collection, docs, options)
     )
-    return dict(job.public())
 
 
 @router.get("/jobs/{job_id}", responses=ERRORS, summary="Status of an ingestion job")
 async def job_status(
     job_id: Annotated[str, Path(max_length=64)], request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    return dict(rag_state(request).get(principal.tenant.id, job_id).public())
+    rag = rag_state(request)
+    return await to_thread.run_sync(lambda: rag.get(principal.tenant.id, job_id))
 
 
 @router.get("/documents", responses=ERRORS, summary="The tenant's documents and versions")
@@ -143,6 +154,7 @@ async def delete_document(
 ) -> dict[str, Any]:
     from paramstack.rag.index import RagIndex
 
+    require_admin(principal)
     rag = rag_state(request)
     index = RagIndex(rag.store, principal.tenant.id, collection_of(principal, collection))
     n = await to_thread.run_sync(lambda: index.delete(doc_id))

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from paramstack.store import audit_tables as _audit_tables  # noqa: F401  (registers tables)
+from paramstack.store import rag_tables as _rag_tables  # noqa: F401  (registers tables)
 from paramstack.store import tenant_tables as _tenant_tables  # noqa: F401  (registers tables)
 from paramstack.store import traffic_tables as _traffic_tables  # noqa: F401  (registers tables)
 from paramstack.store.engine import make_engine
