@@ -11,7 +11,7 @@ this code must match (``tests/test_openai_hot_routes.py`` sends the same request
 compares status, headers and bodies). To match them, the steps run in FastAPI's order with
 FastAPI's own pieces: the body is read, a JSON content type parsed (a decode error is a 400
 before authentication), the bearer key checked (401), then the body validated by the route's
-own body field through ``request_body_to_args`` (same errors, same messages), and errors are
+own body field as ``request_body_to_args`` does (same errors, same messages), and errors are
 rendered by the same functions as the app's exception handlers. An exception other than a
 ``ParamstackError`` propagates to Starlette's server-error middleware, as before.
 """
@@ -25,8 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi._compat import ModelField
-from fastapi.dependencies.utils import request_body_to_args
+from fastapi._compat import ModelField, get_missing_field_error
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
@@ -46,6 +45,7 @@ Handler = Callable[
     [OpenAIServing, Principal, Any, bytes, dict[str, Any], dict[bytes, bytes]], Awaitable[Response]
 ]
 
+_BODY = ("body",)
 _UNPARSABLE = "There was an error parsing the body"  # FastAPI's words
 
 
@@ -181,12 +181,14 @@ class HotRoutes:
         state = self.fastapi_app.state
         principal = _authenticate(state.key_ring, headers.get(b"authorization"))
         field = self._fields[scope["path"]]
-        values, errors = await request_body_to_args([field], body, embed_body_fields=False)
+        # FastAPI's request_body_to_args for one body parameter, without re-deciding per
+        # request whether to embed it (the test compares both paths' errors)
+        if body is PydanticUndefined:
+            raise RequestValidationError([get_missing_field_error(loc=_BODY)])
+        value, errors = field.validate(body, {}, loc=_BODY)
         if errors:
             raise RequestValidationError(errors)
-        return await handler(
-            state.openai, principal, values[field.name], raw, scope["state"], headers
-        )
+        return await handler(state.openai, principal, value, raw, scope["state"], headers)
 
 
 def _body_fields(router: APIRouter) -> dict[str, ModelField]:

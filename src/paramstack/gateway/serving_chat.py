@@ -95,7 +95,7 @@ class _Call:
         row = self.record(usage, status, status_code)
         metrics = self.serving.metrics
         if metrics is not None:
-            metrics.latency.labels(self.route.name).observe(time.perf_counter() - self.t0)
+            metrics.observe_latency(self.route.name, time.perf_counter() - self.t0)
             self.serving.observe_breakers()
         if self.pick is not None and self.serving.traffic is not None:
             self.serving.traffic.observe(
