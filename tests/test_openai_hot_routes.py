@@ -10,6 +10,9 @@ from ids and timestamps) and the headers a client relies on.
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -217,3 +220,24 @@ def test_hot_routes_refuse_a_body_too_large_while_streaming(
         response = client.post(CHAT, headers=headers, content=chunks)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_hot_routes_ignore_a_client_gone_before_its_body(
+    pair: tuple[LiveServer, LiveServer, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody is left to answer: no error response, no "unhandled error" in the log."""
+    hot, _, key, _ = pair
+    port = int(hot.url.rsplit(":", 1)[1])
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        f"authorization: Bearer {key}\r\ncontent-type: application/json\r\n"
+        "content-length: 1000\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR), socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode() + b'{"model": "chat-')
+        time.sleep(0.2)  # the request is in the app, waiting for the rest of its body
+    time.sleep(0.3)
+    with hot.client() as client:
+        assert client.get("/healthz").status_code == 200
+    assert "unhandled error" not in caplog.text
+    assert "Exception in ASGI application" not in caplog.text

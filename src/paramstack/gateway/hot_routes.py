@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic_core import PydanticUndefined
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -120,8 +121,6 @@ async def _read(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            from starlette.requests import ClientDisconnect
-
             raise ClientDisconnect()
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
@@ -146,6 +145,8 @@ class HotRoutes:
         state = self.fastapi_app.state
         try:
             response = await self._answer(handler, scope, receive)
+        except ClientDisconnect:  # gone before its body arrived: no one to answer
+            return
         except ParamstackError as exc:
             response = paramstack_error_response(exc, state)
         except RequestValidationError as exc:
