@@ -25,6 +25,7 @@ from paramstack.gateway.admin_auth import admin_digest
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.chat_guard import build_chat_guard
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
+from paramstack.gateway.hot_routes import HotRoutes
 from paramstack.gateway.limits import InProcessLimiter, build_limiter
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
@@ -205,7 +206,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.dispose()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:
+    """``hot_routes=False`` leaves the LLM POST routes to FastAPI alone: the reference that
+    ``HotRoutes`` is tested against (same answers), never a setting."""
     app = FastAPI(
         title="paramstack gateway",
         version=__version__,
@@ -225,6 +228,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(admin_traffic.router)
     app.include_router(health.router)
+    if hot_routes:
+        app.add_middleware(HotRoutes, fastapi_app=app)  # inside RequestContext: needs its state
     app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
     tracing.install(app, app.state.settings)  # outermost: its span parents everything
     document_errors_as_400(app)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -22,8 +23,12 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 
 def error_response(exc: ParamstackError, request: Request, status: int | None = None) -> Response:
+    return _render(exc, request.app.state, status)
+
+
+def _render(exc: ParamstackError, state: State, status: int | None = None) -> Response:
     status = status or exc.http_status
-    telemetry = getattr(request.app.state, "telemetry", None)
+    telemetry = getattr(state, "telemetry", None)
     if telemetry is not None:
         telemetry.errors.labels(str(status), exc.code).inc()
     return Response(
@@ -51,18 +56,28 @@ def _allowed(request: Request) -> str:
     return ", ".join(allowed)
 
 
+def paramstack_error_response(exc: ParamstackError, state: State) -> Response:
+    """The app's handler for ``ParamstackError`` (also used by ``hot_routes``)."""
+    response = _render(exc, state)
+    headers = getattr(exc, "headers", None)  # e.g. Retry-After and x-ratelimit-* on a 429
+    if isinstance(headers, dict):
+        response.headers.update(headers)
+    return response
+
+
+def validation_error_response(exc: RequestValidationError, state: State) -> Response:
+    """The app's handler for request validation errors (also used by ``hot_routes``)."""
+    return _render(_from_validation(exc), state)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_paramstack(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ParamstackError)
-        response = error_response(exc, request)
-        headers = getattr(exc, "headers", None)  # e.g. Retry-After and x-ratelimit-* on a 429
-        if isinstance(headers, dict):
-            response.headers.update(headers)
-        return response
+        return paramstack_error_response(exc, request.app.state)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(_from_validation(exc), request)
+        return validation_error_response(exc, request.app.state)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -4,8 +4,8 @@ start time, and the body size limit enforced while the body streams in."""
 from __future__ import annotations
 
 import re
+import secrets
 import time
-import uuid
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,7 +38,7 @@ class RequestContext:
                 supplied = value.decode()
             elif key == b"content-length":
                 length = value
-        request_id = supplied or uuid.uuid4().hex
+        request_id = supplied or secrets.token_hex(16)  # 128 random bits, no UUID object
         scope.setdefault("state", {}).update(request_id=request_id, t0=t0)
         header = (b"x-request-id", request_id.encode())
 
