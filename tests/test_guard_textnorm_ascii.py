@@ -37,3 +37,4 @@ def test_public_functions_on_ascii_and_turkish() -> None:
     assert fold("IGNORE Previous") == "ignore previous"
     assert deobfuscate("1gn0r3 4ll") == "ignore all"
     assert fold("İSTANBUL ışık") == "istanbul isik"  # non-ASCII: the numpy path, unchanged
+    assert fold("A\ud800B") == "a\ud800b"  # a lone surrogate (valid JSON) passes, length kept

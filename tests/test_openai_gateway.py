@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -346,3 +347,20 @@ def test_a_client_leaving_mid_stream_is_billed_its_whole_reservation(
         ("slow-chat", "incomplete", 499, 0),
         ("chat-small", "ok", 200, 1),
     ]
+
+
+def test_a_lone_surrogate_in_a_prompt_is_not_a_server_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # "\\ud800" is valid JSON but not encodable text (the SDK refuses to send it, so raw
+    # httpx does): the guard and the upstream hop refuse it with a 400, never a 500.
+    body = b'{"model":"chat-small","messages":[{"role":"user","content":"merhaba \\ud800 d"}]}'
+    with open_gateway(settings, tmp_path) as gw:
+        response = httpx.post(
+            f"{gw.server.url}/v1/chat/completions",
+            content=body,
+            headers={"authorization": f"Bearer {gw.key}", "content-type": "application/json"},
+        )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input" and "surrogate" in error["message"]

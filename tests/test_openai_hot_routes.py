@@ -39,6 +39,8 @@ OK_CHAT = orjson.dumps({"model": "chat-small", "messages": MESSAGES, "max_tokens
 JSON = "application/json"
 VOLATILE = {"id", "created", "system_fingerprint"}
 COMPARED_HEADERS = ("content-type", "retry-after", "x-ratelimit-limit-requests", "allow")
+# JSON escapes: valid JSON, but "\\ud800" alone is no encodable text (see body_facts)
+LONE_SURROGATE = b'{"model":"chat-small","messages":[{"role":"user","content":"a\\ud800"}]}'
 
 
 def _limited_key(settings: Settings) -> str:
@@ -116,6 +118,8 @@ def _cases(key: str, limited: str) -> list[tuple[str, str, dict[str, str], bytes
             typed,
             b'{"model":"chat-small","messages":[],"max_tokens":' + str(10**30).encode() + b"}",
         ),
+        ("lone surrogate", CHAT, typed, LONE_SURROGATE),
+        ("surrogate pair", CHAT, typed, LONE_SURROGATE.replace(b"ud800", b"ud83d\\ude00")),
         ("bad role", CHAT, typed, chat(messages=[{"role": "robot", "content": "x"}])),
         ("unknown model", CHAT, typed, orjson.dumps({"model": "nope", "messages": MESSAGES})),
         ("route hint", CHAT, {**typed, "x-paramstack-route": "anything"}, OK_CHAT),

@@ -19,7 +19,6 @@ rendered by the same functions as the app's exception handlers. An exception oth
 from __future__ import annotations
 
 import email.message
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -63,12 +62,13 @@ async def _chat(
     headers: dict[bytes, bytes],
 ) -> Response:
     hint = headers.get(b"x-paramstack-route")
+    size, digest = openai.body_facts(raw)
     return await serving.chat(
         principal,
         body,
-        len(raw),
+        size,
         _request_id(state),
-        hashlib.sha256(raw).hexdigest(),
+        digest,
         hint.decode("latin-1") if hint is not None else None,
     )
 
@@ -81,8 +81,8 @@ async def _completions(
     state: dict[str, Any],
     headers: dict[bytes, bytes],
 ) -> Response:
-    digest = hashlib.sha256(raw).hexdigest()
-    return await serving.completions(principal, body, len(raw), _request_id(state), digest)
+    size, digest = openai.body_facts(raw)
+    return await serving.completions(principal, body, size, _request_id(state), digest)
 
 
 async def _embeddings(
@@ -93,8 +93,8 @@ async def _embeddings(
     state: dict[str, Any],
     headers: dict[bytes, bytes],
 ) -> Response:
-    digest = hashlib.sha256(raw).hexdigest()
-    return await serving.embeddings(principal, body, len(raw), _request_id(state), digest)
+    size, digest = openai.body_facts(raw)
+    return await serving.embeddings(principal, body, size, _request_id(state), digest)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from paramstack.errors import InvalidInput
 from paramstack.gateway.auth import CurrentPrincipal
 from paramstack.gateway.openai_protocol import (
     ChatCompletionRequest,
@@ -53,11 +56,28 @@ def _request_id(request: Request) -> str:
     return str(request.state.request_id)
 
 
-async def _body(request: Request) -> tuple[int, str]:
-    """Size (for the token bound) and SHA-256 (for the attestation) of the raw body, which
-    FastAPI has already read and cached for validation."""
-    raw = await request.body()
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def body_facts(raw: bytes) -> tuple[int, str]:
+    """Size (for the token bound) and SHA-256 (for the attestation) of the raw body.
+
+    Refuses a lone surrogate escape (``"\\ud800"``): valid JSON, but no tokenizer, upstream or
+    log can encode it. The regex keeps the full check off the hot path for ordinary bodies.
+    """
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(json.loads(raw), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "the body holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair)"
+            ) from None
     return len(raw), hashlib.sha256(raw).hexdigest()
+
+
+async def _body(request: Request) -> tuple[int, str]:
+    """``body_facts`` of the raw body, which FastAPI has already read and cached."""
+    return body_facts(await request.body())
 
 
 @router.post(
