@@ -3,6 +3,8 @@ citations in the body and in the final stream event, and a signature covering th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,32 @@ from paramstack.attest.keys import KeyStore
 from paramstack.attest.outputs import completion_output, completion_texts, grounding_refs
 from paramstack.config import Settings
 from paramstack.rag.index import RagIndex
-from paramstack.rag.policy import PolicyBook
 from paramstack.rag.settings import store_url
 from paramstack.rag.stores.protocol import open_store
+from paramstack.registry import tenants
+from paramstack.store.engine import make_engine, session_factory, transaction
 from tests.rag_support import HOSPITAL_A, HOSPITAL_B, documents
 from tests.test_openai_gateway import open_gateway
 from tests.test_openai_usage import add_globex
 
 QUESTION = [{"role": "user", "content": "Kalp krizinde aspirin ne zaman verilir?"}]
+
+
+def set_rag_policy(cfg: Settings, tenant: str, policy: str) -> None:
+    """In the registry, as ``paramstack rag policy`` does; the gateway reads it on refresh."""
+    engine = make_engine(cfg.resolved_database_url)
+    with transaction(session_factory(engine)) as session:
+        tenants.update_tenant(session, tenant, {"rag_policy": policy})
+    engine.dispose()
+
+
+def first_grounded(create: Callable[[], Any]) -> Any:
+    """Ask until an answer carries citations: a policy reaches the gateway on its refresh."""
+    deadline = time.monotonic() + 10
+    while "rag" not in ((answer := create()).model_extra or {}):
+        assert time.monotonic() < deadline, "the tenant's rag policy never reached the gateway"
+        time.sleep(0.1)
+    return answer
 
 
 @pytest.fixture
@@ -81,8 +101,12 @@ def test_chat_with_retrieval_cites_and_signs_its_grounding(
         ).ok  # type: ignore[index]
 
         # tenant policy "always": retrieval without the field, opt-out per request
-        PolicyBook(signed.home).set("acme", "always")
-        always = client.chat.completions.create(model="chat-small", messages=QUESTION, max_tokens=3)
+        set_rag_policy(signed, "acme", "always")
+        always = first_grounded(
+            lambda: client.chat.completions.create(
+                model="chat-small", messages=QUESTION, max_tokens=3
+            )
+        )
         assert always.model_extra["rag"]["citations"][0]["doc_id"] == "kalp.md"  # type: ignore[index]
         opted_out = client.chat.completions.create(
             model="chat-small",
@@ -93,9 +117,11 @@ def test_chat_with_retrieval_cites_and_signs_its_grounding(
         assert "rag" not in (opted_out.model_extra or {})
 
         # another tenant, same question: only its own document, never acme's
-        PolicyBook(signed.home).set("globex", "always")
-        other = gw.client(globex_key).chat.completions.create(
-            model="chat-small", messages=QUESTION, max_tokens=3
+        set_rag_policy(signed, "globex", "always")
+        other = first_grounded(
+            lambda: gw.client(globex_key).chat.completions.create(
+                model="chat-small", messages=QUESTION, max_tokens=3
+            )
         )
         assert [c["doc_id"] for c in other.model_extra["rag"]["citations"]] == ["gizli.txt"]  # type: ignore[index]
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert
 from typer.testing import CliRunner, Result
 
-from paramstack.cli import keys, tenants, usage
+from paramstack.cli import keys, rag, tenants, usage
 from paramstack.config import Settings
 from paramstack.errors import InvalidInput, NotFound
 from paramstack.gateway.usage_ledger import ledger_row
@@ -141,3 +141,20 @@ def test_usage_report_prints_exact_costs_as_csv_and_json(settings: Settings) -> 
     assert "no usage" in empty.stdout
     bad = _invoke(settings, usage.app, "report", "--since", "yesterday")
     assert isinstance(bad.exception, InvalidInput)
+
+
+def test_rag_policy_is_set_on_the_tenant_from_either_command(settings: Settings) -> None:
+    out = _invoke(settings, tenants.app, "add", "acme", "--name", "A", "--rag-policy", "always")
+    assert out.exit_code == 0, out.output
+    assert _invoke(settings, rag.app, "policy", "-t", "acme").stdout.strip() == "acme: always"
+    out = _invoke(settings, rag.app, "policy", "-t", "acme", "off")
+    assert out.exit_code == 0 and out.stdout.strip() == "acme: off", out.output
+    assert (
+        json.loads(_invoke(settings, tenants.app, "show", "acme", "--json").stdout)["rag_policy"]
+        == "off"
+    )
+    bad = _invoke(settings, rag.app, "policy", "-t", "acme", "sometimes")
+    assert isinstance(bad.exception, InvalidInput) and "rag_policy must be one of" in str(
+        bad.exception
+    )
+    assert isinstance(_invoke(settings, rag.app, "policy", "-t", "nobody").exception, NotFound)

@@ -96,6 +96,31 @@ def test_tenants_are_validated_listed_and_their_limits_change(engine: Engine) ->
     assert (info["default_model"], info["rag_collection"]) == ("smollm2", "acme-docs")
 
 
+def test_rag_policy_defaults_by_collection_validates_and_reaches_the_key_ring(
+    engine: Engine,
+) -> None:
+    factory = session_factory(engine)
+    pepper = PEPPER
+    with transaction(factory) as s:
+        tenants.create_tenant(s, TenantSpec(id="acme", name="Acme", rag_collection="docs"))
+        tenants.create_tenant(s, TenantSpec(id="beta", name="Beta"))
+        tenants.create_tenant(s, TenantSpec(id="gamma", name="Gamma", rag_policy="always"))
+        secret = create_key(s, "beta", KeySpec(), pepper).plaintext
+    with pytest.raises(InvalidInput), transaction(factory) as s:
+        tenants.create_tenant(s, TenantSpec(id="delta", name="D", rag_policy="sometimes"))
+    with pytest.raises(InvalidInput), transaction(factory) as s:
+        tenants.update_tenant(s, "acme", {"rag_policy": "never"})
+    with factory() as s:
+        shown = {t.id: tenants.describe_tenant(t)["rag_policy"] for t in tenants.list_tenants(s)}
+        ring = KeyRing.load(s, pepper)
+    assert shown == {"acme": "auto", "beta": "off", "gamma": "always"}
+    assert ring.authenticate(secret).tenant.rag_policy == "off"
+    with transaction(factory) as s:
+        tenants.update_tenant(s, "beta", {"rag_policy": "always"})
+    with factory() as s:
+        assert KeyRing.load(s, pepper).authenticate(secret).tenant.rag_policy == "always"
+
+
 def test_price_book_round_trips_decimal_exact(engine: Engine) -> None:
     factory = session_factory(engine)
     with transaction(factory) as s:

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from paramstack.cli.context import console, print_json, settings
+from paramstack.cli.context import console, print_json, registry_session, settings
 
 app = typer.Typer(
     help="Per-tenant retrieval (RAG): ingest, query, delete, eval.", no_args_is_help=True
@@ -369,10 +369,11 @@ def policy(
     tenant: Tenant,
     value: Annotated[str | None, typer.Argument(help="off | always | auto (omit to show)")] = None,
 ) -> None:
-    """Show or set a tenant's chat retrieval policy (read by the gateway on change)."""
-    from paramstack.rag.policy import PolicyBook
+    """Show or set a tenant's chat retrieval policy (gateways pick it up on their next refresh)."""
+    from paramstack.registry import tenants
 
-    book = PolicyBook(settings().home)
-    if value is not None:
-        book.set(tenant, value)
-    console.print(f"{tenant}: {book.get(tenant, has_collection=False)}")
+    with registry_session() as session:
+        if value is not None:
+            tenants.update_tenant(session, tenant, {"rag_policy": value})
+        shown = tenants.describe_tenant(tenants.get_tenant(session, tenant))["rag_policy"]
+    console.print(f"{tenant}: {shown}")

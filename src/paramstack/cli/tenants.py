@@ -56,6 +56,10 @@ def add(
     ] = None,
     default_adapter: Annotated[str | None, typer.Option(help="LoRA adapter for this org.")] = None,
     rag_collection: Annotated[str | None, typer.Option(help="Vector collection name.")] = None,
+    rag_policy: Annotated[
+        str | None,
+        typer.Option(help="Chat retrieval: off | always | auto (default: auto with a collection)."),
+    ] = None,
     currency: Annotated[str, typer.Option(help="ISO 4217 code of the price book.")] = "USD",
     rps: LimitOption = None,
     rpm: LimitOption = None,
@@ -70,6 +74,7 @@ def add(
         default_model=default_model,
         default_adapter=default_adapter,
         rag_collection=rag_collection,
+        rag_policy=rag_policy,
         currency=currency,
         requests_per_second=parse_limit(rps, "--rps"),
         requests_per_minute=parse_limit(rpm, "--rpm"),

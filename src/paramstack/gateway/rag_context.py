@@ -73,10 +73,7 @@ class ChatRetriever:
     """Owned by the gateway; ``rag_state`` opens the store on first use."""
 
     def __init__(self, app: Any) -> None:
-        from paramstack.rag.policy import PolicyBook
-
         self.app = app
-        self.policies = PolicyBook(app.state.settings.home)
 
     async def ground(self, principal: Principal, body: dict[str, Any]) -> Grounding | None:
         """Pop ``body['rag']``; when retrieval applies, add the context message and return
@@ -87,7 +84,7 @@ class ChatRetriever:
         except ValidationError as exc:
             raise InvalidInput(f"invalid rag field: {exc.errors()[0]['msg']}", param="rag") from exc
         tenant = principal.tenant
-        policy = self.policies.get(tenant.id, tenant.rag_collection is not None)
+        policy = tenant.rag_policy
         wanted = req.enabled if req.enabled is not None else policy in ("always", "auto")
         question = _question(body.get("messages") or [])
         if not wanted or not question.strip():

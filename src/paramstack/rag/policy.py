@@ -1,9 +1,8 @@
 """Per-tenant retrieval policy for chat: ``off`` | ``always`` | ``auto``.
 
-Kept in ``<home>/rag/policies.json`` (written by ``paramstack rag policy``, read by the
-gateway when the file changes) rather than a new tenants column, so the RAG module needs no
-schema migration. A tenant without an entry gets ``auto`` when it has a ``rag_collection``
-and ``off`` otherwise.
+Stored on the tenant's row (``tenants.rag_policy``), so it reaches every gateway replica with
+the key ring's refresh and costs nothing per request. An unset policy means ``auto`` for a
+tenant with a ``rag_collection`` and ``off`` otherwise.
 
 * ``off``: no retrieval unless the request opts in (``"rag": {"enabled": true}``).
 * ``always``: retrieve for every chat request unless it opts out (``"enabled": false``).
@@ -13,42 +12,18 @@ and ``off`` otherwise.
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-from pathlib import Path
-
 from paramstack.errors import InvalidInput
 
 POLICIES = ("off", "always", "auto")
 
 
-class PolicyBook:
-    def __init__(self, home: Path) -> None:
-        self.path = home / "rag" / "policies.json"
-        self._lock = threading.Lock()
-        self._mtime = -1.0
-        self._data: dict[str, str] = {}
+def check_rag_policy(policy: str | None) -> None:
+    if policy is not None and policy not in POLICIES:
+        raise InvalidInput(f"rag_policy must be one of {', '.join(POLICIES)}", param="rag_policy")
 
-    def _load(self) -> dict[str, str]:
-        try:
-            mtime = self.path.stat().st_mtime
-        except FileNotFoundError:
-            return {}
-        with self._lock:
-            if mtime != self._mtime:
-                self._data = json.loads(self.path.read_text())
-                self._mtime = mtime
-            return self._data
 
-    def get(self, tenant: str, has_collection: bool) -> str:
-        return self._load().get(tenant, "auto" if has_collection else "off")
-
-    def set(self, tenant: str, policy: str) -> None:
-        if policy not in POLICIES:
-            raise InvalidInput(f"policy must be one of {', '.join(POLICIES)}", param="policy")
-        data = dict(self._load()) | {tenant: policy}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+def rag_policy(stored: str | None, rag_collection: str | None) -> str:
+    """The policy in force: the stored one, else the default for the tenant's setup."""
+    if stored is not None:
+        return stored
+    return "auto" if rag_collection is not None else "off"

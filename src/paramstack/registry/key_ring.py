@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from paramstack.errors import Forbidden
+from paramstack.rag.policy import rag_policy
 from paramstack.registry.api_keys import active_keys
 from paramstack.registry.key_material import Pepper, split_key
 from paramstack.store.tenant_tables import ApiKey, Tenant
@@ -69,6 +70,7 @@ class TenantPolicy:
     # cache key for the tenant's built guard; None = the base policy.
     guard_policy: str | None = None
     guard_policy_sha: str | None = None
+    rag_policy: str = "off"  # in force: off | always | auto (see rag/policy.py)
 
     def price(self, model: str) -> Price | None:
         return self.prices.get(model)
@@ -115,6 +117,7 @@ def _policy(tenant: Tenant) -> TenantPolicy:
         default_model=tenant.default_model,
         default_adapter=tenant.default_adapter,
         rag_collection=tenant.rag_collection,
+        rag_policy=rag_policy(tenant.rag_policy, tenant.rag_collection),
         currency=tenant.currency,
         requests_per_second=tenant.requests_per_second,
         requests_per_minute=tenant.requests_per_minute,

@@ -20,11 +20,19 @@ from sqlalchemy.orm import Session, selectinload
 from paramstack.errors import Conflict, InvalidInput, NotFound
 from paramstack.guard import overrides
 from paramstack.guard.policy import Policy
+from paramstack.rag.policy import check_rag_policy, rag_policy
 from paramstack.store.tenant_tables import PRICE_SCALE, ModelPrice, Tenant
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 LIMIT_FIELDS = ("requests_per_second", "requests_per_minute", "tokens_per_day")
-PROFILE_FIELDS = ("name", "domain", "default_model", "default_adapter", "rag_collection")
+PROFILE_FIELDS = (
+    "name",
+    "domain",
+    "default_model",
+    "default_adapter",
+    "rag_collection",
+    "rag_policy",
+)
 
 
 @dataclass
@@ -37,6 +45,7 @@ class TenantSpec:
     default_model: str | None = None
     default_adapter: str | None = None
     rag_collection: str | None = None
+    rag_policy: str | None = None
     currency: str = "USD"
     requests_per_second: int | None = None
     requests_per_minute: int | None = None
@@ -60,6 +69,7 @@ def create_tenant(session: Session, spec: TenantSpec) -> Tenant:
         raise InvalidInput("currency must be an ISO 4217 code like USD", param="currency")
     for name in LIMIT_FIELDS:
         _check_limit(name, getattr(spec, name))
+    check_rag_policy(spec.rag_policy)
     if session.get(Tenant, spec.id) is not None:
         raise Conflict(f"tenant {spec.id!r} already exists", code="tenant_exists")
     tenant = Tenant(**vars(spec), active=True)
@@ -91,6 +101,7 @@ def update_tenant(session: Session, tenant_id: str, changes: Mapping[str, Any]) 
     for name in LIMIT_FIELDS:
         if name in changes:
             _check_limit(name, changes[name])
+    check_rag_policy(changes.get("rag_policy"))
     tenant = get_tenant(session, tenant_id)
     for name, value in changes.items():
         setattr(tenant, name, value)
@@ -172,6 +183,7 @@ def describe_tenant(tenant: Tenant) -> dict[str, Any]:
         "default_model": tenant.default_model,
         "default_adapter": tenant.default_adapter,
         "rag_collection": tenant.rag_collection,
+        "rag_policy": rag_policy(tenant.rag_policy, tenant.rag_collection),
         "currency": tenant.currency,
         "limits": {name: getattr(tenant, name) for name in LIMIT_FIELDS},
         "guard_policy": guard_override(tenant),

@@ -74,6 +74,8 @@ class Tenant(Base):
     default_model: Mapped[str | None] = mapped_column(String(128), nullable=True)
     default_adapter: Mapped[str | None] = mapped_column(String(128), nullable=True)
     rag_collection: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Chat retrieval: off | always | auto; None = auto with a rag_collection, else off.
+    rag_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     requests_per_second: Mapped[int | None] = mapped_column(Integer, nullable=True)
     requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)

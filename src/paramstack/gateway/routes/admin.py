@@ -81,6 +81,9 @@ class TenantCreate(Limits):
     default_model: str | None = Field(None, min_length=1, max_length=128)
     default_adapter: str | None = Field(None, min_length=1, max_length=128)
     rag_collection: str | None = Field(None, min_length=1, max_length=128)
+    rag_policy: Literal["off", "always", "auto"] | None = Field(
+        None, description="Chat retrieval; default: auto with a rag_collection, else off."
+    )
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
 
 
