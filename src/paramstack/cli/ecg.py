@@ -44,7 +44,7 @@ def train(config: ConfigOption = DEFAULT_CONFIG, overrides: Overrides = None) ->
     with Progress(
         TextColumn("[bold]train"),
         BarColumn(),
-        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("epoch {task.completed}/{task.total} (all folds)"),
         TextColumn("loss {task.fields[loss]:.4f}"),
         TimeElapsedColumn(),
         console=console,
@@ -52,7 +52,9 @@ def train(config: ConfigOption = DEFAULT_CONFIG, overrides: Overrides = None) ->
         task = bar.add_task("train", total=cfg.epochs, loss=float("nan"))
         trained = train_ecg(
             cfg,
-            progress=lambda epoch, _total, loss: bar.update(task, completed=epoch, loss=loss),
+            progress=lambda step, total, loss: bar.update(
+                task, completed=step, total=total, loss=loss
+            ),
             settings=settings(),
         )
     console.print(
@@ -60,6 +62,40 @@ def train(config: ConfigOption = DEFAULT_CONFIG, overrides: Overrides = None) ->
         f"{trained.epoch_losses[-1]:.4f}; model in {trained.out_dir}"
         + (f"; MLflow run {trained.run_id}" if trained.run_id else "")
     )
+
+
+@app.command()
+def download(
+    database: Annotated[str, typer.Argument(help="PhysioNet database slug.")] = "mitdb",
+    out: Annotated[
+        Path | None, typer.Option(help="Target directory [<home>/data/<database>].")
+    ] = None,
+    records: Annotated[str | None, typer.Option(help="Comma-separated records [all].")] = None,
+    base_url: Annotated[str, typer.Option(help="PhysioNet or a mirror.")] = "https://physionet.org",
+) -> None:
+    """Download a WFDB database from PhysioNet (resumes: files already there are kept)."""
+    from paramstack.ecg.physionet import download_database
+
+    target = out or settings().home / "data" / database
+    names = [r.strip() for r in records.split(",") if r.strip()] if records else None
+    with Progress(
+        TextColumn("[bold]download"),
+        BarColumn(),
+        TextColumn("record {task.completed}/{task.total} {task.fields[record]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("download", total=len(names) if names else None, record="")
+        fetched = download_database(
+            target,
+            database,
+            records=names,
+            base_url=base_url,
+            progress=lambda done, total, name: bar.update(
+                task, completed=done, total=total, record=name
+            ),
+        )
+    console.print(f"{len(fetched)} records of {database} in {target}", highlight=False)
 
 
 @app.command()

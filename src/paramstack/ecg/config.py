@@ -50,6 +50,10 @@ class EcgTrainConfig:
     # learns to judge a beat by its deviation from the patient's template and its RR.
     augment: bool = False
     drop_beat_channel: float = 0.3
+    # k > 1: train the ensemble's k members on the training records minus one fold of
+    # records each (patient-wise), and set the decision bias for S/V/F from the members'
+    # out-of-fold logits (ecg.calibrate). Needs arch ensemble with k members.
+    cv_folds: int = 0
     seed: int = 0
     num_threads: int = 2
     out_dir: str | None = None  # default <home>/build/ecg-<arch>
@@ -67,6 +71,17 @@ class EcgTrainConfig:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise InvalidInput(
                 f"class_weighting {self.class_weighting!r}; valid: {', '.join(CLASS_WEIGHTINGS)}"
+            )
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise InvalidInput("cv_folds must be 0 (off) or at least 2", param="cv_folds")
+        if self.cv_folds and (
+            self.arch != "ensemble"
+            or len(self.arch_kwargs.get("members", ())) != self.cv_folds
+            or self.labels != "aami"
+        ):
+            raise InvalidInput(
+                "cv_folds needs arch ensemble with one member per fold and labels aami",
+                param="cv_folds",
             )
         if self.records is not None:
             self.records = [str(r) for r in self.records]

@@ -57,6 +57,7 @@ class BeatClassifier(nn.Module):
 
     rr_mean: torch.Tensor
     rr_std: torch.Tensor
+    logit_bias: torch.Tensor
 
     def __init__(
         self, window: int, n_rr: int, n_classes: int, embed_dim: int, channels: int = 2
@@ -66,6 +67,9 @@ class BeatClassifier(nn.Module):
         self.channels = channels
         self.register_buffer("rr_mean", torch.zeros(n_rr))
         self.register_buffer("rr_std", torch.ones(n_rr))
+        # Added to the logits: the decision thresholds chosen by cross-validation on the
+        # training records (ecg.calibrate); inside the model, so ONNX serving applies it too.
+        self.register_buffer("logit_bias", torch.zeros(n_classes))
         self.rr_branch = nn.Sequential(nn.Linear(n_rr, 32), nn.ReLU())
         self.head = nn.Sequential(
             nn.Linear(embed_dim + 32, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, n_classes)
@@ -81,7 +85,7 @@ class BeatClassifier(nn.Module):
     def forward(self, beats: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
         rr_z = (rr - self.rr_mean) / self.rr_std
         joint = torch.cat([self.encode(beats), self.rr_branch(rr_z)], dim=1)
-        return self.head(joint)  # type: ignore[no-any-return]
+        return self.head(joint) + self.logit_bias  # type: ignore[no-any-return]
 
 
 class _ResidualBlock(nn.Module):
@@ -233,7 +237,7 @@ class BeatEnsemble(BeatClassifier):
         return torch.stack([m(beats, rr) for m in self.members])
 
     def forward(self, beats: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-        return self.member_logits(beats, rr).mean(dim=0)
+        return self.member_logits(beats, rr).mean(dim=0) + self.logit_bias
 
 
 class PackedInput(nn.Module):

@@ -184,13 +184,3 @@ def intra_patient_split(
     order = np.random.default_rng(seed).permutation(n_beats)
     cut = round(n_beats * (1.0 - test_fraction))
     return np.sort(order[:cut]), np.sort(order[cut:])
-
-
-def download_database(target: Path, database: str = "mitdb") -> Path:
-    """Fetch a PhysioNet database with wfdb (needs the internet; never called in tests)."""
-    import wfdb
-
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    wfdb.dl_database(database, dl_dir=str(target))
-    return target

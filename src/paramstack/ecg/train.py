@@ -28,6 +28,7 @@ from paramstack.ecg.dataset import data_fingerprint, load_beats
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble, build_model
 from paramstack.ecg.records import LABEL_SCHEMES, intra_patient_split, split_records
 from paramstack.ecg.tracking import tracking_run
+from paramstack.errors import InvalidInput
 from paramstack.train.determinism import torch_run_state
 
 Progress = Callable[[int, int, float], None]  # (epoch, epochs, mean loss)
@@ -42,6 +43,7 @@ class TrainedEcg:
     train_seconds: float
     run_id: str | None
     class_counts: dict[str, int]
+    calibration: dict[str, Any] | None = None  # cross-validated decision bias (calibrate.py)
 
 
 def resolve_paths(config: EcgTrainConfig, settings: Settings | None = None) -> tuple[Path, Path]:
@@ -121,13 +123,14 @@ def _loss(
     return F.cross_entropy(model(beats, rr), labels, weight=weights)
 
 
-def new_model(config: EcgTrainConfig) -> BeatClassifier:
+def new_model(config: EcgTrainConfig, arch: str | None = None) -> BeatClassifier:
+    """The config's model, or one ``arch`` member of it (members take no arch_kwargs)."""
     return build_model(
-        config.arch,
+        arch or config.arch,
         window=config.before + config.after,
         n_rr=len(RR_FEATURES),
         n_classes=len(LABEL_SCHEMES[config.labels]),
-        **config.arch_kwargs,
+        **({} if arch else config.arch_kwargs),
     )
 
 
@@ -145,10 +148,88 @@ def _load_checkpoint(path: Path, config: EcgTrainConfig) -> dict[str, Any] | Non
     return state if state.get("config") == dataclasses.asdict(config) else None
 
 
+def fit_model(
+    config: EcgTrainConfig,
+    data: BeatSet,
+    arch: str | None = None,
+    *,
+    checkpoint_path: Path,
+    progress: Progress | None = None,
+    log_loss: Callable[[float, int], None] | None = None,
+) -> tuple[BeatClassifier, list[float]]:
+    """One model (``arch``, default the config's) trained on ``data``; resumes from
+    ``checkpoint_path`` when it holds a run of the same config. Call inside
+    ``torch_run_state`` so runs are deterministic."""
+    classes = LABEL_SCHEMES[config.labels]
+    beats, rr = torch.from_numpy(data.beats), torch.from_numpy(data.rr)
+    labels = torch.from_numpy(data.labels)
+    weights = class_weights(data.labels, config.class_weighting, len(classes))
+    steps = -(-len(epoch_indices(data.labels, config.max_beats_per_class, 0)) // config.batch_size)
+    model = new_model(config, arch)
+    model.set_rr_normalisation(rr.mean(dim=0), rr.std(dim=0))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps
+    )
+    losses: list[float] = []
+    state = _load_checkpoint(checkpoint_path, config)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        losses = list(state["losses"])
+    for epoch in range(len(losses) + 1, config.epochs + 1):
+        model.train()
+        order = torch.from_numpy(
+            epoch_indices(data.labels, config.max_beats_per_class, config.seed * 1000 + epoch)
+        )
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            xb = (
+                augment_batch(beats[idx], config.drop_beat_channel)
+                if config.augment
+                else beats[idx]
+            )
+            loss = _loss(model, xb, rr[idx], labels[idx], weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(order))
+        if log_loss is not None:
+            log_loss(losses[-1], epoch)
+        _save_atomically(
+            {
+                "config": dataclasses.asdict(config),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "losses": losses,
+            },
+            checkpoint_path,
+        )
+        if progress is not None:
+            progress(epoch, config.epochs, losses[-1])
+    model.eval()
+    return model, losses
+
+
 def train_ecg(
     config: EcgTrainConfig, progress: Progress | None = None, settings: Settings | None = None
 ) -> TrainedEcg:
-    """Train (or resume) and write ``model.pt`` + ``meta.json`` into the output directory."""
+    """Train (or resume) and write ``model.pt`` + ``meta.json`` into the output directory.
+
+    With ``cv_folds`` the ensemble's members are trained on DS1 minus one fold of records
+    each, and the decision bias is chosen on their out-of-fold logits (``ecg.calibrate``).
+    """
+    from paramstack.ecg.calibrate import train_cross_validated
+
     started = time.perf_counter()
     out_dir, cache_dir = resolve_paths(config, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,66 +240,23 @@ def train_ecg(
     if config.intra_patient:
         data = intra_patient_part(data, config, "train")
     classes = LABEL_SCHEMES[config.labels]
-    beats, rr = torch.from_numpy(data.beats), torch.from_numpy(data.rr)
-    labels = torch.from_numpy(data.labels)
     counts = np.bincount(data.labels, minlength=len(classes))
-    weights = class_weights(data.labels, config.class_weighting, len(classes))
-    steps = -(-len(epoch_indices(data.labels, config.max_beats_per_class, 0)) // config.batch_size)
-
-    checkpoint_path = out_dir / "checkpoint.pt"
+    calibration: dict[str, Any] | None = None
+    model: BeatClassifier
     with torch_run_state(config.seed, config.num_threads), tracking_run(config, settings) as run:
-        model = new_model(config)
-        model.set_rr_normalisation(rr.mean(dim=0), rr.std(dim=0))
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps
-        )
-        losses: list[float] = []
-        state = _load_checkpoint(checkpoint_path, config)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            torch.set_rng_state(state["torch_rng"])
-            losses = list(state["losses"])
         run.log_params(config)
-        for epoch in range(len(losses) + 1, config.epochs + 1):
-            model.train()
-            order = torch.from_numpy(
-                epoch_indices(data.labels, config.max_beats_per_class, config.seed * 1000 + epoch)
+        if config.cv_folds:
+            model, losses, calibration = train_cross_validated(
+                config, data, out_dir, run, progress=progress
             )
-            total = 0.0
-            for start in range(0, len(order), config.batch_size):
-                idx = order[start : start + config.batch_size]
-                xb = (
-                    augment_batch(beats[idx], config.drop_beat_channel)
-                    if config.augment
-                    else beats[idx]
-                )
-                loss = _loss(model, xb, rr[idx], labels[idx], weights)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                schedule.step()
-                total += loss.item() * len(idx)
-            losses.append(total / len(order))
-            run.log_metric("train_loss", losses[-1], epoch)
-            _save_atomically(
-                {
-                    "config": dataclasses.asdict(config),
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "losses": losses,
-                },
-                checkpoint_path,
+        else:
+            model, losses = fit_model(
+                config,
+                data,
+                checkpoint_path=out_dir / "checkpoint.pt",
+                progress=progress,
+                log_loss=lambda loss, epoch: run.log_metric("train_loss", loss, epoch),
             )
-            if progress is not None:
-                progress(epoch, config.epochs, losses[-1])
-        model.eval()
         trained = TrainedEcg(
             model=model,
             config=config,
@@ -227,9 +265,11 @@ def train_ecg(
             train_seconds=time.perf_counter() - started,
             run_id=run.run_id,
             class_counts={c: int(n) for c, n in zip(classes, counts, strict=True)},
+            calibration=calibration,
         )
         save_trained(trained, records)
-        run.log_artifacts(out_dir, exclude=("checkpoint.pt",))
+        folds = tuple(f"checkpoint-fold{i}.pt" for i in range(config.cv_folds))
+        run.log_artifacts(out_dir, exclude=("checkpoint.pt", *folds))
     return trained
 
 
@@ -273,6 +313,7 @@ def save_trained(trained: TrainedEcg, records: list[str]) -> Path:
             "epoch_losses": trained.epoch_losses,
             "train_seconds": trained.train_seconds,
             "mlflow_run_id": trained.run_id,
+            "calibration": trained.calibration,
         },
         "torch_version": torch.__version__,
     }
@@ -291,7 +332,10 @@ def load_trained(out_dir: Path) -> tuple[BeatClassifier, EcgTrainConfig, dict[st
     state = torch.load(path, weights_only=False)
     config = EcgTrainConfig(**state["config"])
     model = new_model(config)
-    model.load_state_dict(state["model"])
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    # Models saved before the decision bias existed lack only ``logit_bias`` (zeros).
+    if unexpected or any(not key.endswith("logit_bias") for key in missing):
+        raise InvalidInput(f"{path} does not match its config: {missing or unexpected}")
     model.eval()
     meta = json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
     return model, config, meta

@@ -1,0 +1,154 @@
+"""Patient-wise cross-validation on the training records: a k-fold ensemble and its
+decision bias.
+
+Inter-patient ECG figures hinge on where the S and V decision thresholds sit, and those
+must never be chosen on the test patients (DS2). Each member of the ensemble is trained on
+the training records minus one fold of whole records; every held-out beat is scored by the
+member that never saw its patient, and the per-class logit bias that maximises the mean of
+the S and V F1 on those out-of-fold logits becomes part of the model (``logit_bias``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from paramstack.ecg.beats import BeatSet
+from paramstack.ecg.config import EcgTrainConfig
+from paramstack.ecg.models import BeatClassifier, BeatEnsemble
+from paramstack.ecg.records import AAMI_CLASSES
+from paramstack.ecg.tracking import TrackingRun
+from paramstack.errors import InvalidInput
+
+Progress = Callable[[int, int, float], None]
+BIAS_CLASSES = ("S", "V", "F")  # N is the reference; Q is too rare in DS1 to calibrate
+BIAS_GRID = np.round(np.arange(-4.0, 4.01, 0.25), 2)
+SCORED_CLASSES = ("S", "V")
+
+
+def record_folds(data: BeatSet, k: int) -> list[npt.NDArray[np.bool_]]:
+    """``k`` beat masks, each holding whole records. Records are sorted by their S, then V,
+    beat count and dealt round-robin, so every fold holds some ectopic-rich patients."""
+    records = np.unique(data.record)
+    if k > len(records):
+        raise InvalidInput(f"cv_folds={k} but only {len(records)} records", param="cv_folds")
+    s, v = AAMI_CLASSES.index("S"), AAMI_CLASSES.index("V")
+
+    def weight(r: int) -> tuple[int, int, str]:
+        labels = data.labels[data.record == r]
+        return -int((labels == s).sum()), -int((labels == v).sum()), data.record_names[r]
+
+    order = sorted((int(r) for r in records), key=weight)
+    return [np.isin(data.record, order[f::k]) for f in range(k)]
+
+
+def class_figures(
+    labels: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """Se, +P and F1 in percent for the scored classes (None where undefined)."""
+    out: dict[str, Any] = {}
+    for name in SCORED_CLASSES:
+        c = AAMI_CLASSES.index(name)
+        tp = int(((labels == c) & (predicted == c)).sum())
+        ref, pred = int((labels == c).sum()), int((predicted == c).sum())
+        se = 100 * tp / ref if ref else None
+        ppv = 100 * tp / pred if pred else None
+        f1 = 200 * tp / (ref + pred) if ref + pred else None
+        out.update({f"{name}_se": se, f"{name}_ppv": ppv, f"{name}_f1": f1})
+    return out
+
+
+def _objective(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
+    figures = class_figures(labels, logits.argmax(axis=1))
+    return float(np.mean([figures[f"{c}_f1"] or 0.0 for c in SCORED_CLASSES]))
+
+
+def choose_bias(
+    logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float32], float]:
+    """Coordinate ascent over BIAS_GRID for the BIAS_CLASSES' logit offsets, maximising the
+    mean S/V F1; starts at zero and only moves for a strict gain."""
+    bias = np.zeros(logits.shape[1], dtype=np.float32)
+    best = _objective(logits, labels)
+    for _ in range(4):
+        moved = False
+        for c in (AAMI_CLASSES.index(name) for name in BIAS_CLASSES):
+            for value in BIAS_GRID:
+                trial = bias.copy()
+                trial[c] = value
+                score = _objective(logits + trial, labels)
+                if score > best + 1e-9:
+                    best, bias, moved = score, trial, True
+        if not moved:
+            break
+    return bias, best
+
+
+def _log_probabilities(model: BeatClassifier, data: BeatSet) -> npt.NDArray[np.float32]:
+    """Log-softmax: the logits up to a per-beat constant, so argmax(· + bias) is unchanged."""
+    from paramstack.ecg.evaluate import predict_probabilities
+
+    probs = predict_probabilities(model, data)
+    return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
+
+
+def train_cross_validated(
+    config: EcgTrainConfig,
+    data: BeatSet,
+    out_dir: Path,
+    run: TrackingRun,
+    progress: Progress | None = None,
+) -> tuple[BeatEnsemble, list[float], dict[str, Any]]:
+    """The k-fold ensemble with its bias set, the mean loss per epoch, and the calibration
+    record for meta.json (folds, bias, out-of-fold figures before and after the bias)."""
+    from paramstack.ecg.train import fit_model, new_model
+
+    k, epochs = config.cv_folds, config.epochs
+    ensemble = new_model(config)
+    if not isinstance(ensemble, BeatEnsemble):
+        raise InvalidInput("cv_folds needs arch ensemble", param="cv_folds")
+    rr = torch.from_numpy(data.rr)
+    ensemble.set_rr_normalisation(rr.mean(dim=0), rr.std(dim=0))
+    folds = record_folds(data, k)
+    members = list(config.arch_kwargs["members"])
+    logits = np.zeros((len(data), ensemble.n_classes), dtype=np.float32)
+    fold_losses = []
+    for i, (arch, held_out) in enumerate(zip(members, folds, strict=True)):
+
+        def report(epoch: int, _total: int, loss: float, i: int = i) -> None:
+            run.log_metric(f"train_loss_fold{i}", loss, epoch)
+            if progress is not None:
+                progress(i * epochs + epoch, k * epochs, loss)
+
+        member, losses = fit_model(
+            config,
+            data.select(~held_out),
+            arch,
+            checkpoint_path=out_dir / f"checkpoint-fold{i}.pt",
+            progress=report,
+        )
+        ensemble.members[i].load_state_dict(member.state_dict())
+        logits[held_out] = _log_probabilities(member, data.select(held_out))
+        fold_losses.append(losses)
+    bias, score = choose_bias(logits, data.labels)
+    ensemble.logit_bias.copy_(torch.from_numpy(bias))
+    ensemble.eval()
+    before = class_figures(data.labels, logits.argmax(axis=1))
+    after = class_figures(data.labels, (logits + bias).argmax(axis=1))
+    for key, value in after.items():
+        if value is not None:
+            run.log_metric(f"oof_{key}", value, 0)
+    calibration = {
+        "folds": [sorted({data.record_names[r] for r in data.record[m]}) for m in folds],
+        "objective": "mean of S F1 and V F1 on the out-of-fold beats",
+        "bias": {c: float(b) for c, b in zip(AAMI_CLASSES, bias, strict=True)},
+        "objective_value": score,
+        "out_of_fold_before_bias": before,
+        "out_of_fold_after_bias": after,
+    }
+    return ensemble, list(np.mean(fold_losses, axis=0)), calibration

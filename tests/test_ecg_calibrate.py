@@ -1,0 +1,138 @@
+"""Patient-wise cross-validation: whole-record folds, the decision bias, the k-fold
+ensemble trained end to end on real MIT-BIH records (reduced size)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from paramstack.config import Settings
+from paramstack.ecg.beats import BeatSet
+from paramstack.ecg.calibrate import _objective, choose_bias, class_figures, record_folds
+from paramstack.ecg.config import load_config
+from paramstack.ecg.export import export_ecg_onnx
+from paramstack.ecg.train import load_trained, new_model, train_ecg
+from paramstack.errors import InvalidInput
+
+ROOT = Path(__file__).resolve().parents[1]
+MITDB = ROOT.parent / "shared" / "data" / "mitdb"
+TINY = ROOT / "configs" / "ecg" / "tiny.yaml"
+CV = ["arch=ensemble", "arch_kwargs={members: [resnet1d, resnet1d, resnet1d]}", "cv_folds=3"]
+
+
+def _beats(labels_per_record: list[list[int]]) -> BeatSet:
+    labels = np.concatenate([np.asarray(r, dtype=np.int64) for r in labels_per_record])
+    record = np.concatenate([np.full(len(r), i) for i, r in enumerate(labels_per_record)])
+    n = len(labels)
+    names = tuple(f"r{i}" for i in range(len(labels_per_record)))
+    return BeatSet(
+        np.zeros((n, 2, 4), np.float32), np.zeros((n, 9), np.float32), labels, record, names, labels
+    )
+
+
+def test_folds_hold_whole_records_and_spread_the_ectopic_ones() -> None:
+    # records 0 and 1 are the only ones with S beats (class 1): they must not share a fold
+    data = _beats([[0, 1, 1, 1], [1, 1, 0], [0, 0], [0, 2], [0, 0, 0], [0]])
+    folds = record_folds(data, 3)
+    assert np.array_equal(np.sum(folds, axis=0), np.ones(len(data)))  # every beat once
+    for mask in folds:
+        for r in np.unique(data.record):
+            inside = mask[data.record == r]
+            assert inside.all() or not inside.any()  # a record is never split
+    fold_of = [next(i for i, m in enumerate(folds) if m[data.record == r][0]) for r in range(2)]
+    assert fold_of[0] != fold_of[1]
+    with pytest.raises(InvalidInput, match="cv_folds"):
+        record_folds(data, 7)
+
+
+def test_bias_recovers_a_shifted_decision() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.choice(5, size=4000, p=[0.8, 0.08, 0.08, 0.02, 0.02]).astype(np.int64)
+    logits = rng.normal(0.0, 1.0, (4000, 5)).astype(np.float32)
+    logits[np.arange(4000), labels] += 3.0
+    logits[:, 1] += 2.5  # S over-called: many N beats land in S
+    before = _objective(logits, labels)
+    bias, after = choose_bias(logits, labels)
+    assert after > before + 5
+    assert -3.5 <= bias[1] <= -1.0 and bias[0] == 0.0 and bias[4] == 0.0
+    fixed = class_figures(labels, (logits + bias).argmax(axis=1))
+    assert fixed["S_ppv"] > class_figures(labels, logits.argmax(axis=1))["S_ppv"]
+    unbiased = logits.copy()
+    unbiased[:, 1] -= 2.5
+    assert choose_bias(unbiased, labels)[1] == pytest.approx(_objective(unbiased, labels), abs=3)
+
+
+def test_cv_folds_config_is_checked() -> None:
+    with pytest.raises(InvalidInput, match="cv_folds"):
+        load_config(TINY, ["cv_folds=1"])
+    with pytest.raises(InvalidInput, match="one member per fold"):
+        load_config(TINY, ["cv_folds=3"])  # tiny is a single resnet1d
+    with pytest.raises(InvalidInput, match="one member per fold"):
+        load_config(TINY, [*CV[:2], "cv_folds=2"])
+
+
+@pytest.mark.slow
+def test_cross_validated_ensemble_end_to_end(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    out = tmp_path / "cv"
+    config = load_config(TINY, [f"db={MITDB}", f"out_dir={out}", "epochs=1", "mlflow=false", *CV])
+    trained = train_ecg(config, settings=settings)
+    calibration = json.loads((out / "meta.json").read_text())["training"]["calibration"]
+    assert sorted(r for fold in calibration["folds"] for r in fold) == ["106", "118", "208"]
+    assert all(len(fold) == 1 for fold in calibration["folds"])
+    bias = [calibration["bias"][c] for c in ("N", "S", "V", "F", "Q")]
+    assert trained.model.logit_bias.tolist() == pytest.approx(bias)
+    assert calibration["objective_value"] >= np.mean(
+        [calibration["out_of_fold_before_bias"][k] or 0.0 for k in ("S_f1", "V_f1")]
+    )
+    # members differ: each saw a different pair of records
+    first, second = (m.state_dict() for m in list(trained.model.members)[:2])
+    assert not torch.equal(first["encoder.0.weight"], second["encoder.0.weight"])
+
+    # a rerun resumes every fold from its checkpoint: no epoch runs again
+    steps: list[int] = []
+    again = train_ecg(config, progress=lambda s, _t, _l: steps.append(s), settings=settings)
+    assert steps == [] and again.model.logit_bias.tolist() == pytest.approx(bias)
+
+    # the bias is inside the model, so the ONNX graph applies it too
+    with torch.no_grad():
+        trained.model.logit_bias.copy_(torch.tensor([0.0, 1.5, -0.5, -2.0, 0.0]))
+    torch.save(
+        {
+            "config": json.loads((out / "meta.json").read_text())["config"],
+            "model": trained.model.state_dict(),
+        },
+        out / "model.pt",
+    )
+    model, _, _ = load_trained(out)
+    assert model.logit_bias.tolist() == [0.0, 1.5, -0.5, -2.0, 0.0]
+    artifact = export_ecg_onnx(out, parity_records=["100"], settings=settings)
+    assert artifact.meta["metrics"]["parity_max_abs_diff"] <= 1e-4
+    session = ort.InferenceSession(str(artifact.onnx_path))
+    packed = np.zeros((1, 2 * 144 + 9), np.float32)
+    packed[0, 288:] = 1.0
+    shifted = session.run(None, {session.get_inputs()[0].name: packed})[0]  # logits
+    with torch.no_grad():
+        model.logit_bias.zero_()
+        plain = model(torch.zeros(1, 2, 144), torch.ones(1, 9)).numpy()
+    assert (shifted - plain)[0] == pytest.approx([0.0, 1.5, -0.5, -2.0, 0.0], abs=1e-4)
+
+
+def test_models_saved_before_the_bias_still_load(tmp_path: Path) -> None:
+    config = load_config(TINY, [f"out_dir={tmp_path}"])
+    model = new_model(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("logit_bias")}
+    torch.save({"config": dataclasses.asdict(config), "model": state}, tmp_path / "model.pt")
+    (tmp_path / "meta.json").write_text("{}")
+    loaded, _, _ = load_trained(tmp_path)
+    assert loaded.logit_bias.tolist() == [0.0] * 5
+    del state["head.0.weight"]
+    torch.save({"config": dataclasses.asdict(config), "model": state}, tmp_path / "model.pt")
+    with pytest.raises(InvalidInput, match="does not match"):
+        load_trained(tmp_path)
