@@ -115,9 +115,7 @@ def register_digits(
 def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a temp home, schema migrated."""
     cfg = Settings(home=tmp_path / "home", registry_refresh_s=0.2, log_flush_interval_s=0.05)
-    engine = make_engine(cfg.resolved_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrate.upgrade_url(cfg.resolved_database_url)
     return cfg
 
 

@@ -11,17 +11,14 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from paramstack.config import Settings
 from paramstack.gateway.app import create_app
 from paramstack.registry.traffic import SplitSpec
 from paramstack.store import migrate
-from paramstack.store.engine import make_engine
 from paramstack.store.traffic_tables import SplitKind
-from tests.test_openapi_fuzz import CONFIG, assert_error_shape
+from tests.test_openapi_fuzz import CONFIG, assert_error_shape, fuzz_settings
 from tests.traffic_support import ADMIN_TOKEN, traffic_gateway
 
 MAX_EXAMPLES = 12
@@ -35,22 +32,14 @@ schema = schemathesis.openapi.from_dict(
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("admin-fuzz")
     cfg = Settings(home=home / "home", registry_refresh_s=0.5, log_flush_interval_s=0.05)
-    engine = make_engine(cfg.resolved_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrate.upgrade_url(cfg.resolved_database_url)
     split = SplitSpec(stable="chat-v1", candidate="chat-v2", kind=SplitKind.AB)
     with traffic_gateway(cfg, home, split) as gw:
         yield gw.server.url
 
 
 @schema.parametrize()
-@hypothesis_settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+@fuzz_settings(MAX_EXAMPLES)
 def test_admin_routes_fuzzed_with_a_valid_token(case: schemathesis.Case, gateway: str) -> None:
     response = case.call(base_url=gateway, headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])

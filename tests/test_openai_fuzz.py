@@ -12,17 +12,14 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from paramstack.config import Settings
 from paramstack.gateway.app import create_app
 from paramstack.store import migrate
-from paramstack.store.engine import make_engine
 from tests.conftest import free_port, run_server
 from tests.test_openai_gateway import create_tenant, write_models
-from tests.test_openapi_fuzz import CONFIG, assert_error_shape
+from tests.test_openapi_fuzz import CONFIG, assert_error_shape, fuzz_settings
 
 MAX_EXAMPLES = 60
 ROUTED = {"/v1/embeddings": "embed-small"}
@@ -38,9 +35,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
     home = tmp_path_factory.mktemp("openai-fuzz")
     cfg = Settings(home=home / "home", registry_refresh_s=0.5, log_flush_interval_s=0.05)
-    engine = make_engine(cfg.resolved_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrate.upgrade_url(cfg.resolved_database_url)
     key = create_tenant(cfg)
     with run_upstream(free_port()) as upstream:
         models = write_models(home / "models.yaml", upstream.url)
@@ -49,13 +44,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
 
 @schema.parametrize()
-@hypothesis_settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+@fuzz_settings(MAX_EXAMPLES)
 def test_openai_routes_fuzzed_with_a_valid_key(
     case: schemathesis.Case, gateway: tuple[str, str]
 ) -> None:

@@ -47,6 +47,18 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 
+
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings shared by the schemathesis suites: reproducible, no deadline."""
+    return hypothesis_settings(
+        max_examples=max_examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
 # A gap between the app and its schema, kept out of the default checks: a JSON schema cannot
 # say "a decodable image", so schema-valid random strings in `image` get a correct 400.
 KNOWN_GAPS: dict[tuple[str, str], list[Any]] = {
@@ -69,9 +81,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         registry_refresh_s=0.5,
         log_flush_interval_s=0.05,
     )
-    engine = make_engine(cfg.resolved_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrate.upgrade_url(cfg.resolved_database_url)
     return cfg
 
 
@@ -110,13 +120,7 @@ def check_response(case: schemathesis.Case, response: schemathesis.Response) -> 
 
 
 @schema.parametrize()
-@hypothesis_settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+@fuzz_settings(MAX_EXAMPLES)
 def test_openapi_fuzz(case: schemathesis.Case, fuzz_server: LiveServer) -> None:
     check_response(case, case.call(base_url=fuzz_server.url))
 

@@ -152,7 +152,6 @@ def export(
     """Export to ONNX with a parity check on DS2 beats, then register it with its lineage."""
     from paramstack.ecg.export import export_ecg_onnx, register_ecg
     from paramstack.store import migrate
-    from paramstack.store.engine import make_engine
 
     cfg = settings()
     names = [r.strip() for r in records.split(",") if r.strip()] if records else None
@@ -163,9 +162,7 @@ def export(
     console.print(f"wrote {artifact.onnx_path} (parity max |Δ| {parity:.2e} on {beats} beats)")
     if not register:
         return
-    engine = make_engine(cfg.resolved_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrate.upgrade_url(cfg.resolved_database_url)
     with registry_session(cfg) as session:
         version = register_ecg(session, artifact, cfg.resolved_artifacts_dir, name=name)
     console.print(f"registered {name} v{version}")

@@ -21,7 +21,6 @@ from paramstack.errors import NotFound
 from paramstack.registry import versions as registry
 from paramstack.registry.versions import Registration
 from paramstack.store import migrate
-from paramstack.store.engine import make_engine
 from paramstack.store.tables import Stage
 
 DEMO_MODEL = "digits"
@@ -56,9 +55,7 @@ def quickstart(
     from paramstack.vision.train_digits import DigitsTrainConfig, export_digits_onnx, train_digits
 
     cfg = settings()
-    engine = make_engine(cfg.resolved_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    migrate.upgrade_url(cfg.resolved_database_url)
     ensure_attest_key(cfg)
     if llm:
         setup_local_llm(cfg, base_model)

@@ -11,7 +11,6 @@ import typer
 from paramstack.cli.context import console, settings
 from paramstack.gateway.telemetry import MULTIPROC_ENV
 from paramstack.store import migrate
-from paramstack.store.engine import make_engine
 
 
 def serve(
@@ -32,9 +31,7 @@ def serve(
             os.environ[f"PARAMSTACK_{key}"] = str(value)
     cfg = settings()
     if migrate_first:
-        engine = make_engine(cfg.resolved_database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
+        migrate.upgrade_url(cfg.resolved_database_url)
     if cfg.workers > 1 and not os.environ.get(MULTIPROC_ENV):
         metrics_dir = cfg.home / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)  # stale files would double-count

@@ -38,13 +38,10 @@ def gateway_series(home: Path | None = None) -> set[str]:
     from paramstack.config import Settings
     from paramstack.gateway.app import create_app
     from paramstack.store import migrate
-    from paramstack.store.engine import make_engine
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Settings(home=home or Path(tmp), attest=False)
-        engine = make_engine(cfg.resolved_database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
+        migrate.upgrade_url(cfg.resolved_database_url)
         with TestClient(create_app(cfg)) as client:
             response = client.get("/metrics")
         response.raise_for_status()

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from paramstack.store.engine import make_engine
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -26,6 +28,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
+
+def upgrade_url(url: str) -> None:
+    """Bring the database at ``url`` to head with a short-lived engine of its own."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def downgrade(engine: Engine, revision: str) -> None:
