@@ -41,7 +41,8 @@ def timed_train(trainer: Any) -> Timing:
 
 
 def baseline(cfg: SftConfig, base: str, out: Path) -> Timing:
-    """Plain Trainer: chat template, prompt tokens masked out of the loss, dynamic padding."""
+    """Plain Trainer: chat template, prompt tokens masked out of the loss, dynamic padding;
+    the same rows as TRL keeps, so both arms see the same batches."""
     import torch
     from datasets import Dataset
     from peft import get_peft_model
@@ -61,6 +62,8 @@ def baseline(cfg: SftConfig, base: str, out: Path) -> Timing:
         full = tok.apply_chat_template(msgs, tokenize=False)
         p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         ids = tok(full, add_special_tokens=False)["input_ids"][: cfg.max_length]
+        if len(p_ids) >= len(ids):  # like TRL: an answer truncated away trains nothing
+            continue
         labels = [-100] * min(len(p_ids), len(ids)) + ids[len(p_ids) :]
         rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     args = TrainingArguments(**ts.common_args(cfg, out))

@@ -93,3 +93,24 @@ def test_extended_vocabulary_adapter_is_servable(extended: tuple[Path, Path]) ->
     assert got_base.usage.prompt_tokens == base_prompt
     assert got_base.body["choices"][0]["message"]["content"] == want_base
     assert want_tuned != want_base
+
+
+def test_trls_fused_head_reads_the_extended_rows(extended: tuple[Path, Path]) -> None:
+    """DPO on an extended-vocabulary adapter: TRL's fused LM head (it reads ``lm_head.weight``
+    and ``.bias``) works on PEFT's token wrapper and scores the adapter's new rows."""
+    import torch
+    from trl.trainer.utils import add_fused_lm_head
+
+    from paramstack.train.adapters import load_with_adapter
+    from paramstack.train.trainer_support import give_token_wrappers_a_bias
+
+    model, tok = load_with_adapter(extended[1], trainable=True)
+    add_fused_lm_head(model.get_base_model())
+    give_token_wrappers_a_bias(model)
+    ids = tok(" ".join(WORDS) + " ve " + WORDS[0], return_tensors="pt")["input_ids"]
+    assert int(ids.max()) >= len(tok) - len(WORDS)  # the text uses the new tokens
+    with torch.no_grad():
+        fused = model(input_ids=ids, labels=ids, fused_lm_head=True).log_probs
+        logits = model(input_ids=ids).logits
+    plain = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
+    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)

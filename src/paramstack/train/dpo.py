@@ -136,6 +136,7 @@ def run_dpo(
             callbacks=ts.callbacks(progress, tracking),
         )  # fmt: skip
         ts.quiet_trainer(trainer)
+        ts.give_token_wrappers_a_bias(trainer.model)
         if len(trainer.train_dataset) == 0 or len(trainer.eval_dataset) == 0:
             raise InvalidInput(
                 f"no preference pair fits max_length={cfg.max_length} tokens after "

@@ -125,6 +125,7 @@ def build_trainer(
         callbacks=callbacks,
     )
     quiet_trainer(trainer)
+    ts.give_token_wrappers_a_bias(trainer.model)  # TRL's fused head on CUDA reads it
     return trainer, new_ids
 
 
