@@ -114,3 +114,26 @@ def test_trls_fused_head_reads_the_extended_rows(extended: tuple[Path, Path]) ->
         logits = model(input_ids=ids).logits
     plain = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
     torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_dpo_reference_is_the_sft_adapter_for_new_words(
+    extended: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Before any DPO step the policy equals its reference, new-word rows included: the
+    held-out reward margin starts at zero."""
+    import json
+
+    from paramstack.train.dpo import DpoConfig, run_dpo
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"prompt": f"{WORDS[i % 2]} {i}?", "chosen": f"{WORDS[0]} evet {i}.", "rejected": "Yok."}
+        for i in range(8)
+    ]
+    pairs.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    cfg = DpoConfig(
+        pairs=str(pairs), sft_adapter=str(extended[1]), out_dir=str(tmp_path / "dpo"),
+        max_steps=1, batch_size=2, heldout_fraction=0.5, save_steps=1, mlflow=False,
+    )  # fmt: skip
+    metrics = run_dpo(cfg)["metrics"]
+    assert metrics["reward_margin_before"] == pytest.approx(0.0, abs=1e-5)
