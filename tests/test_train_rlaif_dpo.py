@@ -118,7 +118,12 @@ def test_perplexity_and_win_rate(sft_run: SftRun, judge: RubricJudge) -> None:
         loss0 = float(base[0](**ids, labels=ids["input_ids"]).loss)
     assert 1.0 < ppl["perplexity"] < 1e4 and ppl["tokens"] > 60
     assert ppl["perplexity"] != perplexity(*sft, PARAGRAPHS[:2], max_length=64)["perplexity"]
-    assert math.isclose(perplexity(*base, PARAGRAPHS[:1], max_length=64)["nll"], loss0)
+    one = perplexity(*base, PARAGRAPHS[:1], max_length=64)
+    assert math.isclose(one["nll"], loss0)
+    scored = base[1].decode(ids["input_ids"][0, 1:])  # every token but the first is predicted
+    assert scored and PARAGRAPHS[0].startswith(base[1].decode(ids["input_ids"][0, :1]) + scored)
+    bits = loss0 * one["tokens"] / math.log(2)
+    assert math.isclose(one["bits_per_byte"], bits / len(scored.encode()))
     items = [{"prompt": "Türkiye'nin başkenti neresidir?", "reference": "Ankara."}] * 2
     same = win_rate(base, base, items, judge, max_new_tokens=8)
     assert (same["ties"], same["win_rate"]) == (2, 0.5)

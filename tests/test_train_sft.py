@@ -142,3 +142,48 @@ def test_cli_sft_data_and_errors(tmp_path: Path) -> None:
     assert "max_steps" in bad.stdout + bad.stderr
     missing = cli(tmp_path / "home", "train", "sft", f"data={tmp_path / 'nope.jsonl'}")
     assert missing.returncode != 0 and "SFT data not found" in missing.stdout + missing.stderr
+
+
+def test_completion_head_loss_and_gradients_equal_trls(
+    base_model_dir: Path, tmp_path: Path
+) -> None:
+    """Our CPU loss (LM head on completion positions only) is TRL's fused-head loss, with the
+    same gradients and the same entropy / accuracy logs."""
+    import torch
+    from trl import SFTTrainer
+
+    from paramstack.train.chat_data import write_jsonl
+    from paramstack.train.sft import build_trainer
+
+    train, _ = build_sft_examples(
+        PARAGRAPHS, load_chat_file(SEED), max_examples=8, heldout_fraction=0.0, seed=0
+    )
+    write_jsonl(tmp_path / "train.jsonl", train)
+    cfg = SftConfig(
+        base_model=str(base_model_dir), data=str(tmp_path / "train.jsonl"),
+        out_dir=str(tmp_path / "out"), max_steps=1, batch_size=3, max_length=64,
+        lora_r=4, lora_alpha=8, lora_dropout=0.0, mlflow=False,
+    )  # fmt: skip
+    trainer, _ = build_trainer(cfg, str(base_model_dir), tmp_path / "out", [])
+    assert not trainer.args.activation_checkpointing
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).float().mean() > 0.3  # prompts and padding are masked
+    model = trainer.model
+    model.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    for p in trained:  # LoRA B starts at zero: move it so A's gradients are not all zero
+        torch.nn.init.normal_(p, std=0.02)
+    results = []
+    for compute in (type(trainer).compute_loss, SFTTrainer.compute_loss):
+        model.zero_grad()
+        loss = compute(trainer, model, dict(batch))
+        loss.backward()
+        metrics = {k: trainer._metrics["train"][k][-1] for k in ("entropy", "mean_token_accuracy")}
+        results.append((loss.detach(), [p.grad.clone() for p in trained], metrics))
+    (ours, our_grads, our_logs), (trls, trl_grads, trl_logs) = results
+    torch.testing.assert_close(ours, trls, rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip(our_grads, trl_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-3, atol=1e-5)  # fp32 order
+    assert our_logs["mean_token_accuracy"] == pytest.approx(trl_logs["mean_token_accuracy"])
+    assert our_logs["entropy"] == pytest.approx(trl_logs["entropy"], rel=1e-4)
+    assert trainer._metrics["train"]["num_tokens"][-1] == 2 * batch["attention_mask"].sum().item()

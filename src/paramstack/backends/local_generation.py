@@ -170,6 +170,9 @@ def generate(
     options: dict[str, Any] = {"do_sample": not sampling.greedy}
     if not sampling.greedy:  # top_k=0: OpenAI has no top-k, transformers defaults to 50
         options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    rows_in_model = model.get_input_embeddings().weight.shape[0]
+    if rows_in_model > len(tokenizer):  # rows another adapter's extended vocabulary added
+        options["suppress_tokens"] = list(range(len(tokenizer), rows_in_model))
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)
     with torch.inference_mode():

@@ -17,8 +17,14 @@ if TYPE_CHECKING:
 
 def load_with_adapters(
     spec: str, adapters: dict[str, str], device: str, dtype: str
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base, wrapped in one ``PeftModel`` holding every adapter when there are any."""
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, PreTrainedTokenizerBase]]:
+    """The base, wrapped in one ``PeftModel`` holding every adapter when there are any, its
+    tokenizer, and the own tokenizer of each adapter trained with an extended vocabulary.
+
+    Such an adapter's new token rows live in the adapter (PEFT trainable tokens); the shared
+    base gets enough embedding rows for the largest vocabulary among them, so several
+    adapters with different extensions coexist, each read and written with its own tokenizer.
+    """
     from paramstack.llm.base_model import load_causal_lm
 
     for name, path in adapters.items():  # before the slow part
@@ -28,6 +34,10 @@ def load_with_adapters(
             )
     try:
         model, tokenizer = load_causal_lm(spec, dtype=dtype)
+        own = _extended_tokenizers(adapters, len(tokenizer))
+        rows = max([len(t) for t in own.values()], default=0)
+        if rows > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(rows, mean_resizing=False)
         if adapters:
             from peft import PeftModel
 
@@ -43,7 +53,24 @@ def load_with_adapters(
         ) from exc
     except (OSError, ValueError, RuntimeError) as exc:  # unreadable files, shape mismatches
         raise InvalidInput(f"cannot load model {spec!r}: {exc}", param="model") from exc
-    return model, tokenizer
+    return model, tokenizer, own
+
+
+def _extended_tokenizers(
+    adapters: dict[str, str], base_size: int
+) -> dict[str, PreTrainedTokenizerBase]:
+    """The tokenizer saved with each adapter, kept where it has more tokens than the base's."""
+    from transformers import AutoTokenizer
+
+    own = {}
+    for name, path in adapters.items():
+        if (Path(path) / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            if len(tokenizer) > base_size:
+                if tokenizer.pad_token is None:
+                    tokenizer.pad_token = tokenizer.eos_token
+                own[name] = tokenizer
+    return own
 
 
 def _text(message: dict[str, Any]) -> dict[str, str]:

@@ -55,7 +55,9 @@ class TransformersLocal:
             import torch
 
             torch.set_num_threads(int(threads))
-        self.model, self.tokenizer = load_with_adapters(self.spec, self.adapters, device, dtype)
+        self.model, self.tokenizer, self.own_tokenizers = load_with_adapters(
+            self.spec, self.adapters, device, dtype
+        )
         self.context: int | None = getattr(self.model.config, "max_position_embeddings", None)
         limit = int(config.option("max_concurrency", 1))
         self.gate = AdapterGate(limit, self._switch)
@@ -180,15 +182,17 @@ class TransformersLocal:
     ) -> AsyncGenerator[tuple[int, Delta | None, Usage | None]]:
         """(choice index, delta, None) per delta, (index, None, None) when a choice starts,
         and last (0, None, usage). Prompts of a list run one after another."""
-        prompts = prompt_ids(self.tokenizer, request, chat)
-        sampling = Sampling.from_request(request)
-        self._check_context(prompts, sampling)
         adapter = str(request.get("model"))
         active = adapter if adapter in self.adapters else None
+        tokenizer = self.own_tokenizers.get(adapter, self.tokenizer)
+        prompts = prompt_ids(tokenizer, request, chat)
+        sampling = Sampling.from_request(request)
+        self._check_context(prompts, sampling)
         completion = 0
         for number, prompt in enumerate(prompts):
             first = number * sampling.n
-            async with aclosing(self._generate(active, prompt, sampling)) as deltas:
+            job = self._generate(active, tokenizer, prompt, sampling)
+            async with aclosing(job) as deltas:
                 async for delta in deltas:
                     if delta is None:
                         for row in range(sampling.n):
@@ -199,7 +203,7 @@ class TransformersLocal:
         yield 0, None, Usage(sum(len(p) for p in prompts), completion)
 
     async def _generate(
-        self, adapter: str | None, prompt: list[int], sampling: Sampling
+        self, adapter: str | None, tokenizer: Any, prompt: list[int], sampling: Sampling
     ) -> AsyncGenerator[Delta | None]:
         """None once the generation has a slot, then its deltas as the thread makes them."""
         loop = asyncio.get_running_loop()
@@ -210,7 +214,9 @@ class TransformersLocal:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         async with self.gate.slot(adapter):
-            job = loop.run_in_executor(self._pool, self._run, prompt, sampling, emit, cancel)
+            job = loop.run_in_executor(
+                self._pool, self._run, tokenizer, prompt, sampling, emit, cancel
+            )
             try:
                 yield None
                 while (item := await queue.get()) is not _END:
@@ -226,13 +232,18 @@ class TransformersLocal:
                     await asyncio.wait([job])
 
     def _run(
-        self, prompt: list[int], sampling: Sampling, emit: Callable[[Any], None], cancel: Any
+        self,
+        tokenizer: Any,
+        prompt: list[int],
+        sampling: Sampling,
+        emit: Callable[[Any], None],
+        cancel: Any,
     ) -> None:
         with self._count:
             self.generating += 1
             self.peak_generating = max(self.peak_generating, self.generating)
         try:
-            generate(self.model, self.tokenizer, prompt, sampling, emit, cancel)
+            generate(self.model, tokenizer, prompt, sampling, emit, cancel)
         finally:
             with self._count:
                 self.generating -= 1

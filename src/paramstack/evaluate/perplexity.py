@@ -1,7 +1,10 @@
 """Held-out perplexity: exp of the mean next-token loss over every scored token.
 
 Each text is scored on its own (no packing across documents) and truncated to ``max_length``
-tokens, so base and adapter see exactly the same tokens when the tokenizer is shared.
+tokens, so base and adapter see exactly the same tokens when the tokenizer is shared. An
+adapter with an extended vocabulary cuts the same text into fewer tokens, which makes
+per-token perplexities incomparable; bits per byte (the loss summed over the scored tokens,
+over the UTF-8 bytes they spell) is the figure that compares across tokenizers.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def perplexity(
 ) -> dict[str, float]:
     import torch
 
-    total_nll, total_tokens = 0.0, 0
+    total_nll, total_tokens, total_bytes = 0.0, 0, 0
     model.eval()
     for i, text in enumerate(texts, 1):
         ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)
@@ -53,9 +56,16 @@ def perplexity(
             out = model(**ids, labels=ids["input_ids"])
         total_nll += float(out.loss) * n
         total_tokens += n
+        scored = tokenizer.decode(ids["input_ids"][0, 1:], skip_special_tokens=True)
+        total_bytes += len(scored.encode("utf-8"))
         if progress is not None:
             progress(i, len(texts))
     if total_tokens == 0:
         raise InvalidInput("held-out texts are empty after tokenisation", param="heldout")
     mean = total_nll / total_tokens
-    return {"perplexity": math.exp(mean), "nll": mean, "tokens": float(total_tokens)}
+    return {
+        "perplexity": math.exp(mean),
+        "nll": mean,
+        "tokens": float(total_tokens),
+        "bits_per_byte": total_nll / math.log(2) / max(total_bytes, 1),
+    }

@@ -54,10 +54,10 @@ def evaluate_all(
         models["dpo"] = _load(cfg.dpo_adapter, cfg.base_model)
     metrics: dict[str, Any] = {"judge": judge.name, "heldout_texts": len(texts)}
     for name, (model, tok) in models.items():
-        metrics[f"ppl_{name}"] = round(
-            perplexity(model, tok, texts, max_length=cfg.max_length)["perplexity"], 4
-        )
-        log(f"perplexity {name}: {metrics[f'ppl_{name}']}")
+        scored = perplexity(model, tok, texts, max_length=cfg.max_length)
+        metrics[f"ppl_{name}"] = round(scored["perplexity"], 4)
+        metrics[f"bpb_{name}"] = round(scored["bits_per_byte"], 4)  # across tokenizers
+        log(f"perplexity {name}: {metrics[f'ppl_{name}']}, bits/byte {metrics[f'bpb_{name}']}")
     pairs = [("sft", "base"), ("dpo", "sft"), ("dpo", "base")]
     for a, b in pairs:
         if a in models and b in models:

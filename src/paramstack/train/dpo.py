@@ -49,6 +49,8 @@ class DpoConfig:
     grad_accum: int = 1
     lr: float = 5e-5
     max_length: int = 256
+    # Trade about a third more compute for activation memory (7B models on one GPU).
+    activation_checkpointing: bool = False
     save_steps: int = 25
     resume: bool = True
     seed: int = 0
@@ -109,6 +111,23 @@ def _policy(cfg: DpoConfig, settings: Settings | None) -> tuple[Any, Any, str, A
     return model, tokenizer, base, peft
 
 
+def copy_token_rows_to_reference(model: Any) -> None:
+    """TRL copies the SFT adapter's ``.default.`` parameters into the frozen "ref" adapter, but
+    PEFT names the trained rows of an extended vocabulary ``...trainable_tokens_delta.default``
+    (no dot after it), so the reference kept their starting values and was not the SFT model
+    for the new words (a non-zero reward margin before any DPO step). Copy them too."""
+    import torch
+
+    if "ref" not in getattr(model, "peft_config", {}):
+        return
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, param in params.items():
+            ref = name.removesuffix(".default") + ".ref"
+            if name.endswith(".default") and ref in params:
+                params[ref].copy_(param)
+
+
 def run_dpo(
     cfg: DpoConfig, *, settings: Settings | None = None, progress: ts.Progress | None = None
 ) -> dict[str, Any]:
@@ -134,6 +153,8 @@ def run_dpo(
             callbacks=ts.callbacks(progress, tracking),
         )  # fmt: skip
         ts.quiet_trainer(trainer)
+        ts.give_token_wrappers_a_bias(trainer.model)
+        copy_token_rows_to_reference(trainer.model)
         if len(trainer.train_dataset) == 0 or len(trainer.eval_dataset) == 0:
             raise InvalidInput(
                 f"no preference pair fits max_length={cfg.max_length} tokens after "

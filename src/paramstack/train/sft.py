@@ -41,6 +41,8 @@ class SftConfig:
     grad_accum: int = 1
     lr: float = 2e-4
     max_length: int = 256
+    # Trade about a third more compute for activation memory (7B models on one GPU).
+    activation_checkpointing: bool = False
     save_steps: int = 50
     resume: bool = True
     extend_vocab: str | None = None  # own tokenizer.model: add its frequent whole words
@@ -99,7 +101,9 @@ def build_trainer(
     cfg: SftConfig, base: str, out: Path, callbacks: list[Any]
 ) -> tuple[Any, list[int]]:
     """The configured TRL SFTTrainer (also used by bench/sft.py)."""
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from paramstack.train.completion_head import completion_head_trainer_class
 
     model, tokenizer, new_ids = _load(cfg, base)
     args = SFTConfig(
@@ -112,7 +116,7 @@ def build_trainer(
     peft = ts.lora_config(
         cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, new_ids or None
     )
-    trainer = SFTTrainer(
+    trainer = completion_head_trainer_class()(
         model=model,
         args=args,
         train_dataset=train_dataset(Path(cfg.data)),
@@ -121,6 +125,7 @@ def build_trainer(
         callbacks=callbacks,
     )
     quiet_trainer(trainer)
+    ts.give_token_wrappers_a_bias(trainer.model)  # TRL's fused head on CUDA reads it
     return trainer, new_ids
 
 

@@ -124,7 +124,22 @@ def common_args(cfg: Any, out: Path) -> dict[str, Any]:
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "include_num_input_tokens_seen": "non_padding",
+        # TRL turns it on by default; it recomputes every layer's forward in the backward pass
+        # (about a third more compute) to save activation memory that small models don't need.
+        "activation_checkpointing": bool(getattr(cfg, "activation_checkpointing", False)),
     }
+
+
+def give_token_wrappers_a_bias(model: Any) -> None:
+    """TRL's fused LM head reads ``lm_head.weight`` and ``lm_head.bias``; PEFT's wrapper for
+    trainable tokens (vocabulary extension, tied to the LM head) forwards only ``weight``
+    (merged with the adapter's rows), so DPO failed with an AttributeError. The wrapper gets
+    the bias of the layer it wraps, as a plain attribute (not a second registered parameter)."""
+    from peft.utils.other import TrainableTokensWrapper
+
+    for module in model.modules():
+        if isinstance(module, TrainableTokensWrapper) and "bias" not in vars(module):
+            object.__setattr__(module, "bias", getattr(module.original_module, "bias", None))
 
 
 def quiet_trainer(trainer: Any) -> None:
