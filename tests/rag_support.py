@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,20 @@ HOSPITAL_A = {
 HOSPITAL_B = {
     "gizli.txt": "B hastanesinin gizli aspirin protokolü: kalp hastalarına yüksek doz verilir.",
 }
+
+
+def write_tiny_evalset(folder: Path) -> tuple[Path, Path]:
+    """Three passages and one labelled query each, as ``rag eval`` / ``rag tune`` read them."""
+    corpus, queries = folder / "corpus.jsonl", folder / "queries.jsonl"
+    texts = {
+        "d1": "Ankara Türkiye'nin başkentidir. Meclis Ankara'da toplanır.",
+        "d2": "Ordu sabaha karşı İzmir'e girdi. Halk askerleri karşıladı.",
+        "d3": "Öğretmenler yeni harflerle okuma yazma öğretti. Millet mektepleri açıldı.",
+    }
+    corpus.write_text("\n".join(json.dumps({"id": k, "text": v}) for k, v in texts.items()))
+    labels = [("Başkent neresidir", "d1"), ("İzmir'e giren ordu", "d2"), ("harf okuma", "d3")]
+    queries.write_text("\n".join(json.dumps({"query": q, "relevant": [d]}) for q, d in labels))
+    return corpus, queries
 
 
 def documents(corpus: dict[str, str], **meta: str) -> list[Document]:

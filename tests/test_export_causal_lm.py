@@ -15,26 +15,18 @@ from paramstack.registry import versions as registry
 from paramstack.registry.versions import Registration
 from paramstack.store import migrate
 from paramstack.store.engine import make_engine, session_factory, transaction
+from tests.tiny_llama import save_tiny_llama
 
 
 @pytest.fixture(scope="module")
 def small_adapter(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from paramstack.train.adapters import write_sidecar
 
     root = tmp_path_factory.mktemp("small-lm")
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(base_model_dir)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(root / "base")
-    tok.save_pretrained(root / "base")
+    save_tiny_llama(base_model_dir, root / "base")
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                       init_lora_weights=False, task_type="CAUSAL_LM")  # fmt: skip
     peft_model = get_peft_model(LlamaForCausalLM.from_pretrained(root / "base"), lora)

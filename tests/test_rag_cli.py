@@ -15,6 +15,7 @@ from paramstack.cli.app import app
 from paramstack.errors import InvalidInput, NotFound
 from paramstack.rag.evalset import passages, sentences
 from paramstack.rag.evaluate import ranked_docs, score
+from tests.rag_support import write_tiny_evalset
 
 runner = CliRunner()
 
@@ -109,16 +110,7 @@ def test_bad_input_exits_nonzero(docs: Path) -> None:
 
 
 def test_eval_reports_each_retriever(docs: Path, tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus.jsonl"
-    queries = tmp_path / "queries.jsonl"
-    texts = {
-        "d1": "Ankara Türkiye'nin başkentidir. Meclis Ankara'da toplanır.",
-        "d2": "Ordu sabaha karşı İzmir'e girdi. Halk askerleri karşıladı.",
-        "d3": "Öğretmenler yeni harflerle okuma yazma öğretti. Millet mektepleri açıldı.",
-    }
-    corpus.write_text("\n".join(json.dumps({"id": k, "text": v}) for k, v in texts.items()))
-    labels = [("Başkent neresidir", "d1"), ("İzmir'e giren ordu", "d2"), ("harf okuma", "d3")]
-    queries.write_text("\n".join(json.dumps({"query": q, "relevant": [d]}) for q, d in labels))
+    corpus, queries = write_tiny_evalset(tmp_path)
     out_dir = tmp_path / "report"
     run("rag", "eval", "--corpus", str(corpus), "--queries", str(queries), "--out", str(out_dir),
         "--store", str(tmp_path / "evalstore"))  # fmt: skip

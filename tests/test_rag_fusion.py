@@ -17,6 +17,7 @@ from paramstack.rag.embedders import Embedder, Matrix, get_embedder
 from paramstack.rag.evalset import build
 from paramstack.rag.fusion import Fusion, rrf, score_fusion
 from paramstack.rag.types import Hit
+from tests.rag_support import write_tiny_evalset
 
 
 def hit(cid: str, score: float) -> Hit:
@@ -108,15 +109,7 @@ def test_shard_builds_a_disjoint_development_set(tmp_path: Path) -> None:
 
 
 def test_tune_cli_grid_searches_on_a_dev_set(tmp_path: Path) -> None:
-    corpus, queries = tmp_path / "c.jsonl", tmp_path / "q.jsonl"
-    texts = {
-        "d1": "Ankara Türkiye'nin başkentidir. Meclis Ankara'da toplanır.",
-        "d2": "Ordu sabaha karşı İzmir'e girdi. Halk askerleri karşıladı.",
-        "d3": "Öğretmenler yeni harflerle okuma yazma öğretti. Millet mektepleri açıldı.",
-    }
-    corpus.write_text("\n".join(json.dumps({"id": k, "text": v}) for k, v in texts.items()))
-    labels = [("Başkent neresidir", "d1"), ("İzmir'e giren ordu", "d2"), ("harf okuma", "d3")]
-    queries.write_text("\n".join(json.dumps({"query": q, "relevant": [d]}) for q, d in labels))
+    corpus, queries = write_tiny_evalset(tmp_path)
     held = tmp_path / "test.jsonl"
     held.write_text(json.dumps({"query": "harf okuma", "relevant": ["d3"]}))
     out = tmp_path / "tune.json"

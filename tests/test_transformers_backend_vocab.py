@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from paramstack.backends.protocol import BackendConfig, build_backend
+from tests.tiny_llama import save_tiny_llama
 
 WORDS = ["cumhuriyetimizin", "milletimizin"]
 QUESTION = [{"role": "user", "content": "Cumhuriyetimizin ve milletimizin geleceği"}]
@@ -22,22 +23,15 @@ def extended(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """(base dir, adapter dir): the adapter adds WORDS as new tokens with trained rows."""
     import torch
     from peft import get_peft_model
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     from paramstack.train.adapters import write_sidecar
     from paramstack.train.trainer_support import lora_config
     from paramstack.train.vocab import extend_vocabulary
 
     root = tmp_path_factory.mktemp("vocab-lm")
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(base_model_dir)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(root / "base")
-    tok.save_pretrained(root / "base")
+    save_tiny_llama(base_model_dir, root / "base")
+    tok = AutoTokenizer.from_pretrained(root / "base")
     model = LlamaForCausalLM.from_pretrained(root / "base")
     new_ids = extend_vocabulary(model, tok, WORDS)
     assert len(new_ids) == len(WORDS)
