@@ -12,7 +12,7 @@ import dataclasses
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from paramstack.train.adapters import (
     write_sidecar,
 )
 from paramstack.train.chat_data import read_jsonl
-from paramstack.train.sft import DEFAULT_TARGETS
+from paramstack.train.run_config import LoraRunConfig
 
 
 @dataclass
-class DpoConfig:
+class DpoConfig(LoraRunConfig):
     """Every knob of ``paramstack train dpo``."""
 
     pairs: str = "build/rlaif/pairs.jsonl"
@@ -40,22 +40,10 @@ class DpoConfig:
     out_dir: str = "build/dpo"
     beta: float = 0.1
     heldout_fraction: float = 0.2
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
     max_steps: int = 50
     batch_size: int = 2
-    grad_accum: int = 1
     lr: float = 5e-5
-    max_length: int = 256
-    # Trade about a third more compute for activation memory (7B models on one GPU).
-    activation_checkpointing: bool = False
     save_steps: int = 25
-    resume: bool = True
-    seed: int = 0
-    mlflow: bool = True
-    mlflow_uri: str | None = None
     experiment: str = "llm-dpo"
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +19,24 @@ from paramstack.errors import InvalidInput
 from paramstack.train import trainer_support as ts
 from paramstack.train.adapters import file_sha256, resolve_base, write_sidecar
 from paramstack.train.chat_data import load_chat_file, to_prompt_completion
+from paramstack.train.run_config import LoraRunConfig
 from paramstack.train.trainer_support import quiet_trainer
-
-DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 @dataclass
-class SftConfig:
+class SftConfig(LoraRunConfig):
     """Every knob of ``paramstack train sft`` (YAML in configs/train/, key=value overrides)."""
 
     base_model: str = ""  # local dir, .gguf file or hub id; "" = offline default base
     data: str = "build/sft-data/train.jsonl"  # JSONL chat rows ({"messages": [...]})
     out_dir: str = "build/sft"
     method: str = "lora"  # lora | qlora (4-bit, CUDA + bitsandbytes only)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
     max_steps: int = 100
     batch_size: int = 4
-    grad_accum: int = 1
     lr: float = 2e-4
-    max_length: int = 256
-    # Trade about a third more compute for activation memory (7B models on one GPU).
-    activation_checkpointing: bool = False
     save_steps: int = 50
-    resume: bool = True
     extend_vocab: str | None = None  # own tokenizer.model: add its frequent whole words
     extend_vocab_max: int = 64
-    seed: int = 0
-    mlflow: bool = True
-    mlflow_uri: str | None = None  # default sqlite:///<home>/mlflow.db
     experiment: str = "llm-sft"
 
     def __post_init__(self) -> None:
