@@ -93,8 +93,15 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+# The fewest characters any pattern can match (``tests/test_guard_fast_paths.py`` derives it
+# from the compiled patterns): a shorter text ("hi", "ok") is not searched ten times.
+SHORTEST_MATCH = 6
+
+
 def _pattern(norm: str) -> str | None:
     """Name of the first pattern matching the de-obfuscated ``norm``."""
+    if len(norm) < SHORTEST_MATCH:
+        return None
     for name, pattern in PATTERNS.items():
         if pattern.search(norm):
             return name

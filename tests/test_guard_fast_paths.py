@@ -1,0 +1,89 @@
+"""The guard's fast paths (PII gate, shortest-match gates) never change a result.
+
+Each gate skips work that cannot find anything: the PII finders on a text without a digit,
+``@`` or ``:``; the injection patterns on a text shorter than any of them can match; the
+cipher variants of a text shorter than any hint. The constants are derived here from the
+compiled regexes, and every eval-set text (PII sets v1-v3, the injection prompt files) plus
+short random texts give the same guard result with the gates on and off.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import re._parser as sre_parser
+from pathlib import Path
+
+import pytest
+
+from paramstack.errors import GuardBlocked
+from paramstack.guard import decoding, injection, pii
+from paramstack.guard.checks import GuardResources
+from paramstack.guard.datasets import CONFIG_DIR, seed_prompts
+from paramstack.guard.engine import Guard
+from paramstack.guard.evaluate import pii_examples
+from paramstack.guard.pii_evalset import pii_examples_v2
+from paramstack.guard.pii_evalset_v3 import pii_examples_v3
+from paramstack.guard.policy import Direction
+from paramstack.guard.textnorm import fold
+
+NO_FILES = GuardResources(home=Path("/nonexistent"))
+
+
+def _shortest(pattern: re.Pattern[str]) -> int:
+    return int(sre_parser.parse(pattern.pattern, pattern.flags).getwidth()[0])
+
+
+def test_shortest_match_constants_come_from_the_regexes() -> None:
+    assert min(_shortest(p) for p in injection.PATTERNS.values()) == injection.SHORTEST_MATCH
+    assert _shortest(decoding._CIPHER_HINT) == decoding.HINT_SHORTEST
+
+
+def test_fold_never_creates_a_character_the_pii_gate_looks_for() -> None:
+    """``fold`` maps code point by code point; none outside the gate's set lands inside it."""
+    every = "".join(chr(cp) for cp in range(0x110000))
+    folded = fold(every)
+    assert len(folded) == len(every)
+    created = [
+        hex(i)
+        for i, (a, b) in enumerate(zip(every, folded, strict=True))
+        if pii.NEEDED.match(b) and not pii.NEEDED.match(a)
+    ]
+    assert created == []
+
+
+def _texts() -> list[str]:
+    texts = [t for t, _ in pii_examples() + pii_examples_v2() + pii_examples_v3()]
+    for name in ("injection_seed", "injection_en", "injection_tr", "injection_fresh"):
+        texts += [row.text for row in seed_prompts(CONFIG_DIR / f"{name}.yaml")]
+    texts += ["sunucu dead:beef::cafe adresinde", "ab::cd", "mail me: a@b.co"]  # no digit
+    rng = random.Random(5)
+    pool = "hiokIGNRE1!@$|: .-0٣ﬃİış\u200b\U0001d7d8aé"  # leet, Arabic/maths digits, NFKC growth
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 9))) for _ in range(3000)]
+    return texts
+
+
+def _outcome(guard: Guard, text: str, direction: Direction) -> object:
+    try:
+        result = guard.run(text, direction)
+    except GuardBlocked as exc:
+        return ("blocked", exc.message)
+    return (result.text, result.decision, result.findings, result.warnings)
+
+
+def test_every_eval_text_gives_the_same_result_with_and_without_the_gates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    guard = Guard(resources=NO_FILES)
+    texts = _texts()
+    assert len(texts) > 4000
+    directions = (Direction.INPUT, Direction.OUTPUT)
+    gated = [_outcome(guard, t, d) for t in texts for d in directions]
+    monkeypatch.setattr(pii, "NEEDED", re.compile(""))  # matches every text: gate off
+    monkeypatch.setattr(injection, "SHORTEST_MATCH", 0)
+    monkeypatch.setattr(decoding, "HINT_SHORTEST", 0)
+    ungated = [_outcome(guard, t, d) for t in texts for d in directions]
+    assert gated == ungated
+    blocked = sum(1 for o in gated if isinstance(o, tuple) and o[0] == "blocked")
+    masked = sum(1 for o in gated if isinstance(o, tuple) and "[" in str(o[0]))
+    assert blocked > 100 and masked > 300  # the sets exercise both paths, not only "allow"
