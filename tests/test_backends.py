@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paramstack.backends.circuit import CircuitBreaker, CircuitOpen
-from paramstack.backends.http11 import Http11Client
+from paramstack.backends.http11 import Http11Client, ProtocolError, ReadTimeout
 from paramstack.backends.protocol import BackendConfig, backend_names, build_backend
 from paramstack.errors import InvalidInput
 from paramstack.gateway.model_table import ModelTable
@@ -86,3 +86,49 @@ def test_http11_retries_a_pooled_connection_the_server_closed() -> None:
     bodies, connections = asyncio.run(run())
     assert bodies == [b"first", b"second"]
     assert connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b", ProtocolError),  # cut
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", ReadTimeout),  # stalls
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP", None),  # whole: pooled
+        (b"HTTP/1.1 200 OK\r\ncontent-length: \xc2\xb2\r\n\r\nok", ProtocolError),  # "²" length
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", None),
+    ],
+)
+def test_http11_body_reads_map_failures_and_pool_only_whole_reads(
+    answer: bytes, error: type[Exception] | None
+) -> None:
+    """``read``: a body cut short is a ProtocolError, a stalled one a ReadTimeout, and either
+    closes the connection; only a body read to its end returns the connection to the pool."""
+
+    async def run() -> tuple[bytes | type[Exception], int]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+            if error is ProtocolError and b"100" in answer:
+                writer.close()
+            else:
+                await asyncio.sleep(1)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Http11Client(f"http://127.0.0.1:{port}", {}, timeout_s=0.2, connect_timeout_s=1)
+        response = await client.post("x", b"")
+        try:
+            outcome: bytes | type[Exception] = await response.read()
+        except (ProtocolError, ReadTimeout) as exc:
+            outcome = type(exc)
+        pooled = len(client._idle)
+        await client.aclose()
+        server.close()
+        return outcome, pooled
+
+    outcome, pooled = asyncio.run(run())
+    if error is None:
+        assert (outcome, pooled) == (b"ok", 1)
+    else:
+        assert (outcome, pooled) == (error, 0)

@@ -60,3 +60,17 @@ def test_a_peer_that_dies_at_start_is_reported(tmp_path: Path) -> None:
     ):
         pass
     assert "no config here" in str(info.value)
+
+
+def test_floor_app_forwards_a_chat_through_the_gateways_upstream_client(tmp_path: Path) -> None:
+    """``bench/gateway_floor.py``'s baseline really makes the upstream hop (no canned answer)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from gateway_floor import floor
+
+    with upstream(tmp_path) as direct, floor(f"http://127.0.0.1:{direct.port}/v1", tmp_path) as t:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{t.port}/v1", api_key="x")
+        messages = [{"role": "user", "content": "one two three"}]
+        whole = client.chat.completions.create(model="any", messages=messages)  # type: ignore[arg-type]
+    assert whole.choices[0].message.content == "Merhaba from the fake upstream"
+    assert whole.model == "m"  # the floor renames the model before forwarding, as ours does
+    assert whole.usage is not None and whole.usage.prompt_tokens == 5  # counted upstream

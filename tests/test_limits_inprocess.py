@@ -3,6 +3,7 @@ thread concurrency, and the 429 headers clients rely on."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -231,6 +232,11 @@ def test_rules_for_a_principal_combine_tenant_and_key_limits() -> None:
     assert [(q.key, q.limit) for q in quotas] == [("t:acme:tpd", 100_000), ("k:7:tpd", 5_000)]
     with pytest.raises(ValueError, match="limit"):
         RateRule("x", 0, 1, "broken")
+    assert rules_for(principal) is rules_for(principal)  # built once per principal
+    # the next key ring snapshot brings a new principal object: its own (changed) limits count
+    changed = dataclasses.replace(principal, requests_per_minute=3)
+    assert [(r.key, r.limit) for r in rules_for(changed)[0]] == [("t:acme:rps", 10), ("k:7:rpm", 3)]
+    assert [r.limit for r in rules_for(principal)[0]] == [10, 30]
 
 
 def test_build_limiter_refuses_per_process_counters_with_several_workers() -> None:

@@ -61,7 +61,22 @@ class Response:
         self._keep = headers.get("connection", "").lower() != "close"
 
     async def read(self) -> bytes:
-        return b"".join([piece async for piece in self._pieces()])
+        length = self._content_length()
+        if length is None:
+            return b"".join([piece async for piece in self._pieces()])
+        # The usual answer (a ``content-length`` body) without the async generator: the
+        # same read, errors and pooling as ``_pieces``, at a few µs less per request.
+        conn = self._conn
+        if conn is None:
+            return b""
+        try:
+            async with asyncio.timeout(self._client.timeout_s):
+                piece = await conn.reader.readexactly(length)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        self._done(conn)
+        return piece
 
     async def iter_lines(self) -> AsyncIterator[bytes]:
         buffer = b""
@@ -78,6 +93,30 @@ class Response:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _content_length(self) -> int | None:
+        """The body length when ``content-length`` delimits it (not chunked, not 204/304)."""
+        if self.status in (204, 304) or "content-length" not in self.headers:
+            return None
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return None
+        length = self.headers["content-length"]
+        return int(length) if length.isdecimal() else None  # else ``_pieces`` raises as before
+
+    def _fail(self, exc: BaseException) -> None:
+        """Close the connection and raise what a failed body read means (for ``read``)."""
+        self.close()
+        if isinstance(exc, TimeoutError):
+            raise ReadTimeout("the upstream stopped sending") from exc
+        if isinstance(exc, asyncio.IncompleteReadError | asyncio.LimitOverrunError | ValueError):
+            raise ProtocolError(f"malformed or cut response body: {type(exc).__name__}") from exc
+
+    def _done(self, conn: _Conn) -> None:
+        self._conn = None
+        if self._keep:
+            self._client.release(conn)
+        else:
+            conn.close()
 
     async def _pieces(self) -> AsyncIterator[bytes]:
         conn = self._conn
@@ -115,11 +154,7 @@ class Response:
         except BaseException:
             self.close()
             raise
-        self._conn = None
-        if self._keep:
-            self._client.release(conn)
-        else:
-            conn.close()
+        self._done(conn)
 
 
 class Http11Client:

@@ -39,7 +39,7 @@ def serve(
         os.environ[MULTIPROC_ENV] = str(metrics_dir.resolve())
     console.print(f"paramstack gateway on http://{cfg.host}:{cfg.port} ({cfg.workers} worker(s))")
     uvicorn.run(
-        "paramstack.gateway.app:create_app",
+        "paramstack.gateway.app:served_app",
         factory=True,
         host=cfg.host,
         port=cfg.port,

@@ -247,9 +247,28 @@ class _Limits(Protocol):
     def tokens_per_day(self) -> int | None: ...
 
 
-def rules_for(principal: Principal) -> tuple[list[RateRule], list[QuotaRule]]:
+Rules = tuple[tuple[RateRule, ...], tuple[QuotaRule, ...]]
+# Built once per principal: a key ring snapshot holds one immutable ``Principal`` per key, so
+# its rules never change; keyed by identity (the entry keeps the principal alive, so its id is
+# not reused) and emptied when large (old snapshots' principals then go away).
+_RULES: dict[int, tuple[Principal, Rules]] = {}
+_RULES_MAX = 4096
+
+
+def rules_for(principal: Principal) -> Rules:
     """The tenant's and the key's rules for one request: both apply, so a key's limits can
     only tighten its tenant's, and the tenant's hold across all of its keys together."""
+    hit = _RULES.get(id(principal))
+    if hit is not None and hit[0] is principal:
+        return hit[1]
+    rules = _build_rules(principal)
+    if len(_RULES) >= _RULES_MAX:
+        _RULES.clear()
+    _RULES[id(principal)] = (principal, rules)
+    return rules
+
+
+def _build_rules(principal: Principal) -> Rules:
     tenant = principal.tenant
     rates: list[RateRule] = []
     quotas: list[QuotaRule] = []
@@ -270,4 +289,4 @@ def rules_for(principal: Principal) -> tuple[list[RateRule], list[QuotaRule]]:
             )
         if owner.tokens_per_day:
             quotas.append(QuotaRule(f"{key}:tpd", owner.tokens_per_day, f"{scope} tokens per day"))
-    return rates, quotas
+    return tuple(rates), tuple(quotas)

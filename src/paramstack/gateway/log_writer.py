@@ -17,9 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,35 @@ class WriterObserver(Protocol):
 def kind_of(table: type[Base]) -> str:
     """The queue "kind" is the target table (inference_logs, usage_ledger, audit_entries...)."""
     return str(table.__tablename__)
+
+
+def _insert(session: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
+    """One executemany. Rows that all have the same keys (every ledger row does) go through
+    a Core insert on the table: the ORM's bulk path spends ~5 µs more Python per row sorting
+    them (20 vs 16 µs per usage row, timeit), on the writer thread that shares the GIL with
+    the event loop. Mixed rows keep the ORM's bulk insert, which groups them by keys."""
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows):
+        session.execute(insert(table), rows)
+        return
+    renamed = _renamed_columns(table)  # attribute name -> column key, where they differ
+    if renamed.keys() & keys:
+        rows = [{renamed.get(k, k): v for k, v in row.items()} for row in rows]
+    session.execute(insert(cast(Table, table.__table__)), rows)
+
+
+def _renamed_columns(table: type[Base]) -> dict[str, str]:
+    if table not in _RENAMED:
+        mapper = sa_inspect(table)
+        _RENAMED[table] = {
+            attr.key: attr.columns[0].key
+            for attr in mapper.column_attrs
+            if attr.key != attr.columns[0].key
+        }
+    return _RENAMED[table]
+
+
+_RENAMED: dict[type[Base], dict[str, str]] = {}
 
 
 class LogWriter:
@@ -148,7 +178,7 @@ class LogWriter:
                     if table is AuditEntry:
                         self._chain().append_many(session, rows)
                     else:
-                        session.execute(insert(table), rows)
+                        _insert(session, table, rows)
         except OperationalError:
             self._forget_audit_head()
             raise

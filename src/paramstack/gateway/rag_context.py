@@ -79,6 +79,8 @@ class ChatRetriever:
         """Pop ``body['rag']``; when retrieval applies, add the context message and return
         the grounding (None: the body goes upstream unchanged, apart from the popped field)."""
         raw = body.pop("rag", None)
+        if raw is None and principal.tenant.rag_policy not in ("always", "auto"):
+            return None  # not asked for, not in force: what ``RagRequest()`` decides below
         try:
             req = RagRequest.model_validate(raw or {})
         except ValidationError as exc:

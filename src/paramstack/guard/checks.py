@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -26,20 +25,31 @@ from paramstack.guard.toxicity import ToxicityLexicon
 
 
 class TextView:
-    """A text plus its folded form, computed once and shared by all checks."""
+    """A text plus its folded form, computed once and shared by all checks.
+
+    Plain lazy slots rather than ``functools.cached_property``: on Python 3.11 that takes a
+    lock on every access, and the gateway builds two views per chat request."""
+
+    __slots__ = ("_deobfuscated", "_folded", "_ids", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._folded: str | None = None
+        self._deobfuscated: str | None = None
         self._ids: dict[tuple[tuple[int, ...], int, tuple[int, ...]], IntArray] = {}
 
-    @cached_property
+    @property
     def folded(self) -> str:
-        return fold(self.text)
+        if self._folded is None:
+            self._folded = fold(self.text)
+        return self._folded
 
-    @cached_property
+    @property
     def deobfuscated(self) -> str:
         """The injection view (:func:`deobfuscate`), shared by its patterns and n-grams."""
-        return deobfuscate(self.text)
+        if self._deobfuscated is None:
+            self._deobfuscated = deobfuscate(self.text)
+        return self._deobfuscated
 
     def ngram_ids(self, model: InjectionModel) -> IntArray:
         """The model's n-gram features of the text, computed once for every classifier with

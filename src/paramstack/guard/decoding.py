@@ -43,6 +43,7 @@ _CIPHER_HINT = re.compile(
     r"developer mode|unrestricted|unfiltered|refus|pretend|talimat|kural|yonerge|unut|sistem|"
     r"gizli|sansur|filtre|yok say"
 )
+HINT_SHORTEST = 4  # the fewest characters a hint can match (a test derives it from the regex)
 
 
 def readable(text: str) -> bool:
@@ -139,5 +140,8 @@ _ROT13 = str.maketrans(
 
 def ciphered(text: str) -> list[str]:
     """The text under ROT13 and reversed (ciphers a model undoes by itself), each only when
-    it then contains a word the injection patterns need."""
+    it then contains a word the injection patterns need. Both variants are as long as
+    ``text`` (``fold`` keeps the length), so a text shorter than any hint has none."""
+    if len(text) < HINT_SHORTEST:
+        return []
     return [v for v in (text.translate(_ROT13), text[::-1]) if _CIPHER_HINT.search(fold(v))]

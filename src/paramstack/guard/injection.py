@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from paramstack.guard.decoding import ciphered, decoded_runs
 from paramstack.guard.injection_model import InjectionModel, IntArray
+from paramstack.guard.regex_prefilter import required_literals
 from paramstack.guard.textnorm import deobfuscate
 
 _W = r"(?:\w+ ){0,4}"  # up to four filler words between the parts of a phrase
@@ -93,9 +94,31 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+# The fewest characters any pattern can match (``tests/test_guard_fast_paths.py`` derives it
+# from the compiled patterns): a shorter text ("hi", "ok") is not searched ten times.
+SHORTEST_MATCH = 6
+
+
+# Per pattern, the words one of which any match contains (see ``regex_prefilter``): a text
+# without them skips that pattern's search. None in a test switches the filters off.
+PREFILTERS: dict[str, frozenset[str] | None] | None = {
+    name: required_literals(pattern) for name, pattern in PATTERNS.items()
+}
+
+
 def _pattern(norm: str) -> str | None:
     """Name of the first pattern matching the de-obfuscated ``norm``."""
+    if len(norm) < SHORTEST_MATCH:
+        return None
+    filters = PREFILTERS
     for name, pattern in PATTERNS.items():
+        needs = filters[name] if filters is not None else None
+        if needs is not None:  # ``may_match`` inlined: no generator per pattern
+            for literal in needs:
+                if literal in norm:
+                    break
+            else:
+                continue
         if pattern.search(norm):
             return name
     return None

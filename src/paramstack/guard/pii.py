@@ -20,6 +20,10 @@ from paramstack.guard.textnorm import fold
 ENTITIES: tuple[str, ...] = tuple(FINDERS)
 _PRIORITY = {name: i for i, name in enumerate(ENTITIES)}
 _PLACEHOLDER = re.compile(r"\[([A-Z_]+)_(\d+)\]")
+# Every finder's regex needs a decimal digit, an "@" (e-mail) or a ":" (IPv6) in the text it
+# scans, and ``fold`` never turns another character into one (a test checks every code point),
+# so a text without any has no PII span: most chat turns skip the nine finders and the fold.
+NEEDED = re.compile(r"[\d@:]")
 
 
 class Recognizer(Protocol):
@@ -42,6 +46,8 @@ class PatternRecognizer:
         self._finders = [FINDERS[n] for n in self.entities]
 
     def analyze(self, text: str) -> list[Span]:
+        if NEEDED.search(text) is None:
+            return []
         folded = fold(text)
         spans: list[Span] = []
         for finder in self._finders:
