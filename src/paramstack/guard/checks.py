@@ -127,8 +127,14 @@ class InjectionCheck:
         path = policy.injection.model_path or resources.guard_dir / "injection_model.npz"
         if model is None and policy.injection.classifier and path.is_file():
             model = load_shared(path)
+        data_path = path.with_name(f"{path.stem}.data.npz")
+        data_model = None
+        if policy.injection.classifier and data_path.is_file():
+            data_model = load_shared(data_path)
         self.detector = InjectionDetector(
-            model if policy.injection.classifier else None, policy.injection.threshold
+            model if policy.injection.classifier else None,
+            policy.injection.threshold,
+            data_model,
         )
 
     def scan(self, view: TextView) -> list[Finding]:

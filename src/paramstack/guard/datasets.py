@@ -212,7 +212,23 @@ def training_set(
     from paramstack.guard.injection_templates import generate  # imports this module
 
     rows += generate(seed=seed, per_family=per_family)
+    rows += channel_rows(root, seed=seed)
     return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
+
+
+def channel_rows(root: Path, *, seed: int = 0, per_lang: int = 600) -> list[Prompt]:
+    """The task × document × injection family, documents including speech passages."""
+    from paramstack.guard.channel_templates import generate as generate_channel
+
+    rng = random.Random(seed + 1)
+    docs: dict[str, list[str]] = {"en": [], "tr": []}
+    for row in _speeches(root, 600, rng):
+        docs[row.lang].append(row.text)
+    extra = {
+        lang: [" ".join(texts[i : i + 3]) for i in range(0, len(texts) - 2, 3)]
+        for lang, texts in docs.items()
+    }
+    return generate_channel(per_lang=per_lang, seed=seed, extra_docs=extra)
 
 
 def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from paramstack.guard.channels import split_channels
 from paramstack.guard.decoding import ciphered, decoded_runs
 from paramstack.guard.injection_model import InjectionModel, IntArray
 from paramstack.guard.textnorm import deobfuscate
@@ -114,8 +115,14 @@ class InjectionDetector:
     for the text's language (:meth:`InjectionModel.threshold_for`).
     """
 
-    def __init__(self, model: InjectionModel | None, threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        model: InjectionModel | None,
+        threshold: float | None = None,
+        data_model: InjectionModel | None = None,
+    ) -> None:
         self.model = model
+        self.data_model = data_model  # scores the document part (channels.split_channels)
         self.fixed_threshold = threshold  # the policy's; None = the model's per-language ones
         self.threshold = (
             threshold if threshold is not None else (model.threshold if model is not None else 1.0)
@@ -147,6 +154,9 @@ class InjectionDetector:
         rule = _pattern(deobfuscate(text) if norm is None else norm)
         if rule is not None:
             return InjectionHit(f"injection.{kind}pattern.{rule}", 1.0)
+        channels = split_channels(text)
+        if channels.split:  # defensive task wording dropped; the document judged on its own
+            text, ids = f"{channels.task}\n{channels.data}".strip(), None
         if self.model is not None:
             score = self.model.score(text) if ids is None else self.model.score_ids(ids)
             limit = self.fixed_threshold
@@ -154,7 +164,22 @@ class InjectionDetector:
                 limit = self.model.threshold_for(text)
             if score >= limit:
                 return InjectionHit(f"injection.{kind}classifier", score)
+        if channels.data:
+            return self._detect_data(channels.data, kind)
         return None
+
+    def _detect_data(self, data: str, kind: str = "") -> InjectionHit | None:
+        if self.data_model is None:
+            return None
+        score = self.data_model.score(data)
+        if score >= self.data_model.threshold_for(data):
+            return InjectionHit(f"injection.{kind}data_classifier", score)
+        return None
+
+    def detect_data(self, data: str) -> InjectionHit | None:
+        """A text known to be data (retrieved context, tool output): the patterns, the
+        whole-text classifier and the document classifier, whatever its wording."""
+        return self.detect(data) or self._detect_data(data)
 
     def score(self, text: str) -> float:
         """The value compared with the threshold: 1.0 on a pattern hit, else the model's."""
