@@ -38,21 +38,21 @@ _ABOVE = re.compile(
 _SENTENCE_END = re.compile(r"[.:?!](?:\s+|$)|\n")
 # The task's own warnings about the document: a defence, not an attack.
 DEFENSIVE = re.compile(
-    r"[^.!?\n]*(?:"
-    r"\b(?:do not|don't|never|not to|must not)\b[^.!?\n]{0,40}\b(?:listen|follow|obey|execute|"
-    r"carry out|act on|comply)\b[^.!?\n]{0,60}\b(?:instructions?|directions?|commands?|"
-    r"orders?|anything)\b[^.!?\n]{0,40}\b(?:in|within|inside|contained|therein|written|"
+    r"[^.!?:\n]*(?:"
+    r"\b(?:do not|don't|never|not to|must not)\b[^.!?:\n]{0,40}\b(?:listen|follow|obey|execute|"
+    r"carry out|act on|comply)\b[^.!?:\n]{0,60}\b(?:instructions?|directions?|commands?|"
+    r"orders?|anything)\b[^.!?:\n]{0,40}\b(?:in|within|inside|contained|therein|written|"
     r"from)\b"
-    r"|\b(?:may|might|could|can) (?:contain|include)\b[^.!?\n]{0,60}\b(?:instructions?|"
+    r"|\b(?:may|might|could|can) (?:contain|include)\b[^.!?:\n]{0,60}\b(?:instructions?|"
     r"directions?|commands?|attempts?|text pretending)"
     r"|\b(?:instructions?|directions?|commands?) (?:in|inside|within|from) (?:the|this) "
-    rf"{_NOUN}\b[^.!?\n]{{0,40}}\b(?:are not|aren't|is not) (?:for|addressed|meant)"
+    rf"{_NOUN}\b[^.!?:\n]{{0,40}}\b(?:are not|aren't|is not) (?:for|addressed|meant)"
     r"|\bonly follow (?:instructions|directions) from me\b"
-    r"|\btreat (?:the|this|it)\b[^.!?\n]{0,30}\b(?:as|purely as) (?:data|content|text)\b"
+    r"|\btreat (?:the|this|it)\b[^.!?:\n]{0,30}\b(?:as|purely as) (?:data|content|text)\b"
     r"|\bstay on task\b|\bcontinue the (?:important )?\w+ work\b|\bignore such text\b"
-    r"|\b(?:komut|talimat)\w* (?:uygulama|sana yonelik degil)"
-    r"|\bseni kandirmaya"
-    r")[^.!?\n]*[.!?]?",
+    r"|\b(?:komut|talimat)\w* (?:uygulama|sana y[oö]nelik de[gğ]il)"
+    r"|\bseni kand[iı]rmaya"
+    r")[^.!?:\n]*[.!?:]?",
     re.I,
 )
 

@@ -26,10 +26,12 @@ from paramstack.guard.toxicity import ToxicityLexicon
 
 
 class TextView:
-    """A text plus its folded form, computed once and shared by all checks."""
+    """A text plus its folded form, computed once and shared by all checks. ``data``: the text
+    is a document (tool output, retrieved context), not the caller's own words."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, data: bool = False) -> None:
         self.text = text
+        self.data = data
         self._ids: dict[tuple[tuple[int, ...], int, tuple[int, ...]], IntArray] = {}
 
     @cached_property
@@ -140,7 +142,10 @@ class InjectionCheck:
     def scan(self, view: TextView) -> list[Finding]:
         model = self.detector.model
         ids = view.ngram_ids(model) if model else None
-        hit = self.detector.detect(view.text, ids, view.deobfuscated)
+        if view.data:
+            hit = self.detector.detect_data(view.text)
+        else:
+            hit = self.detector.detect(view.text, ids, view.deobfuscated)
         if hit is None:
             return []
         return [Finding("injection", "INJECTION", hit.rule, 0, len(view.text), hit.score)]

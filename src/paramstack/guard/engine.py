@@ -67,9 +67,12 @@ class Guard:
     def version(self) -> str:
         return self.policy.version
 
-    def check_input(self, text: str, *, session: MaskSession | None = None) -> GuardResult:
-        """Scan a prompt; returns the text to forward (masked) or raises ``GuardBlocked``."""
-        return self.run(text, Direction.INPUT, session=session)
+    def check_input(
+        self, text: str, *, session: MaskSession | None = None, data: bool = False
+    ) -> GuardResult:
+        """Scan a prompt; returns the text to forward (masked) or raises ``GuardBlocked``.
+        ``data``: a document (tool output, retrieved context) rather than the caller's words."""
+        return self.run(text, Direction.INPUT, session=session, data=data)
 
     def check_output(
         self, text: str, *, session: MaskSession | None = None, domain: str | None = None
@@ -103,22 +106,23 @@ class Guard:
         *,
         session: MaskSession | None = None,
         scope: Scope = "all",
+        data: bool = False,
     ) -> GuardResult:
         """Scan ``text`` with every check active on ``direction`` and apply the actions."""
-        result, spans = self.scan(text, direction, scope=scope)
+        result, spans = self.scan(text, direction, scope=scope, data=data)
         if spans:
             result.text = mask(text, spans, session)
         return result
 
     def scan(
-        self, text: str, direction: Direction, *, scope: Scope = "all"
+        self, text: str, direction: Direction, *, scope: Scope = "all", data: bool = False
     ) -> tuple[GuardResult, list[Span]]:
         """Findings and the non-overlapping spans to mask; raises ``GuardBlocked`` on a block.
 
         ``scope`` picks the checks: ``local`` ones work on any window of a text (streaming),
         ``whole`` ones need the complete text (copyright).
         """
-        view = TextView(text)
+        view = TextView(text, data)
         findings: list[Finding] = []
         decision = Decision.ALLOW
         warnings: list[str] = []

@@ -155,8 +155,10 @@ class InjectionDetector:
         if rule is not None:
             return InjectionHit(f"injection.{kind}pattern.{rule}", 1.0)
         channels = split_channels(text)
-        if channels.split:  # defensive task wording dropped; the document judged on its own
-            text, ids = f"{channels.task}\n{channels.data}".strip(), None
+        if channels.split and (channels.task or not channels.data):
+            # the whole-prompt model reads the task (defensive wording dropped); the
+            # document is judged by the document model below
+            text, ids = channels.task, None
         if self.model is not None:
             score = self.model.score(text) if ids is None else self.model.score_ids(ids)
             limit = self.fixed_threshold

@@ -19,7 +19,9 @@ _SOURCES = ("gen-channel", "gen-buried", "promptinject")
 def document_rows(rows: list[Prompt], speech_limit: int = 800) -> list[Prompt]:
     """Data parts of the generated / PromptInject rows and up to ``speech_limit`` speech
     sentences per language as benign documents."""
-    out = data_rows([r for r in rows if r.source.startswith(_SOURCES)])
+    out = data_rows(
+        [r for r in rows if r.source.startswith(_SOURCES) and r.source != "promptinject.app"]
+    )
     per_lang: dict[str, int] = {}
     for row in rows:
         if row.source.startswith("ataturk") and per_lang.get(row.lang, 0) < speech_limit:
