@@ -171,7 +171,14 @@ def evaluate(
 ) -> None:
     """Precision/recall per PII type, injection recall/FPR per language, latency per check."""
     from paramstack.guard.checks import GuardResources
-    from paramstack.guard.datasets import fresh_sets, heldout_sets, own_heldout
+    from paramstack.guard.datasets import (
+        fresh_sets,
+        heldout_sets,
+        latent_digest,
+        latent_pinned,
+        latent_set,
+        own_heldout,
+    )
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
@@ -191,6 +198,12 @@ def evaluate(
         report["injection"] = injection_metrics(detector, heldout_sets(root))
         report["injection_own_heldout"] = injection_metrics(detector, own_heldout())
         report["injection_fresh"] = injection_metrics(detector, fresh_sets(root))
+        dev = latent_set(root, "dev")  # studied while building the detector: not held out
+        report["injection_dev_studied"] = injection_metrics(detector, dev) if dev else {}
+        report["latent_rows_as_pinned"] = {
+            side: latent_digest(latent_set(root, side)) == latent_pinned(side)
+            for side in ("dev", "fresh")
+        }
         report.update(_toxicity_report(root))
     policy = Policy.from_yaml()
     if (settings().home / "guard" / "toxicity_model.npz").is_file():  # time it when trained
@@ -218,7 +231,7 @@ def evaluate(
                 f"{m['precision']:.3f} / {m['recall']:.3f} / {m['fpr']:.3f} "
                 f"({m['toxic']}+{m['benign']})",
             )
-    for key in ("injection", "injection_own_heldout", "injection_fresh"):
+    for key in ("injection", "injection_own_heldout", "injection_fresh", "injection_dev_studied"):
         for lang, m in report.get(key, {}).items():  # type: ignore[attr-defined]
             table.add_row(
                 f"{key}.{lang}",

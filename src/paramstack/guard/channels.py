@@ -92,7 +92,13 @@ def _split(text: str) -> tuple[str, str]:
         return text[: rule.start()], text[rule.end() :]
     marker = _MARKER.search(text)
     if marker and (marker.start() > 0 or "\n" in text):
-        return text[: marker.start()] + _trailer(text[marker.end() :]), _body(text[marker.end() :])
+        task = text[: marker.start()] + _trailer(text[marker.end() :])
+        data = _body(text[marker.end() :])
+        lines = data.rstrip().splitlines()
+        if lines and _ABOVE.search(lines[-1]) and len(lines[-1]) < 200:
+            # "Text: DOC\nTranslate the above text.": the last line is the task
+            task, data = f"{task}\n{lines[-1]}", "\n".join(lines[:-1])
+        return task, data
     return _by_reference(text)
 
 

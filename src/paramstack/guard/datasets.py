@@ -212,7 +212,7 @@ def training_set(
     from paramstack.guard.injection_templates import generate  # imports this module
 
     rows += generate(seed=seed, per_family=per_family)
-    rows += channel_rows(root, seed=seed)
+    rows += channel_rows(root, seed=seed, per_lang=4 * per_family)
     return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
 
 
