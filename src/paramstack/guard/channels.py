@@ -38,7 +38,7 @@ _ABOVE = re.compile(
 _SENTENCE_END = re.compile(r"[.:?!](?:\s+|$)|\n")
 # The task's own warnings about the document: a defence, not an attack.
 DEFENSIVE = re.compile(
-    r"[^.!?:\n]*(?:"
+    r"(?:"
     r"\b(?:do not|don't|never|not to|must not)\b[^.!?:\n]{0,40}\b(?:listen|follow|obey|execute|"
     r"carry out|act on|comply)\b[^.!?:\n]{0,60}\b(?:instructions?|directions?|commands?|"
     r"orders?|anything)\b[^.!?:\n]{0,40}\b(?:in|within|inside|contained|therein|written|"
@@ -52,9 +52,35 @@ DEFENSIVE = re.compile(
     r"|\bstay on task\b|\bcontinue the (?:important )?\w+ work\b|\bignore such text\b"
     r"|\b(?:komut|talimat)\w* (?:uygulama|sana y[oö]nelik de[gğ]il)"
     r"|\bseni kand[iı]rmaya"
-    r")[^.!?:\n]*[.!?:]?",
+    r")",
     re.I,
 )
+
+
+_SENTENCE_PART = re.compile(r"\n|[^.!?:\n]*[.!?:]?")  # a sentence (or clause up to a colon)
+_HINT = re.compile(
+    r"\b(?:not|never|don|may|might|could|can|instructions?|directions?|commands?|only|treat|"
+    r"stay|continue|ignore|seni)\b|\b(?:komut|talimat)",
+    re.I,
+)
+
+
+def drop_defensive(task: str) -> str:
+    """``task`` without its defensive sentences (each replaced by a space)."""
+    if not _HINT.search(task):  # the common case: nothing to look at
+        return task
+    return "".join(
+        " " if DEFENSIVE.search(m.group(0)) else m.group(0) for m in _SENTENCE_PART.finditer(task)
+    )
+
+
+def _leading_defence(text: str, pos: int = 0) -> int:
+    """End of a defensive sentence starting at ``pos`` (after blanks), else ``pos``."""
+    start = pos + len(text[pos:]) - len(text[pos:].lstrip())
+    match = _SENTENCE_PART.match(text, start)
+    if match and match.group(0) and DEFENSIVE.search(match.group(0)):
+        return match.end()
+    return pos
 
 
 @dataclass(frozen=True)
@@ -69,12 +95,13 @@ class Channels:
 
 def split_channels(text: str) -> Channels:
     """Task and data parts of ``text``."""
-    lead = ""
-    while (match := _LEADING_DEFENCE.match(text, len(lead))) and match.group(0).strip():
-        lead = text[: match.end()]  # the task's own warning, first: the document comes later
-    task, data = _split(text[len(lead) :])
+    end = 0
+    while (nxt := _leading_defence(text, end)) > end:
+        end = nxt  # the task's own warning, first: the document comes later
+    lead = text[:end]
+    task, data = _split(text[end:])
     task = f"{lead}\n{task}" if lead else task
-    cleaned = DEFENSIVE.sub(" ", task)
+    cleaned = drop_defensive(task)
     changed = bool(data) or cleaned != task
     return Channels(cleaned.strip() if changed else text, data.strip(), changed)
 
@@ -102,7 +129,6 @@ def _split(text: str) -> tuple[str, str]:
     return _by_reference(text)
 
 
-_LEADING_DEFENCE = re.compile(rf"\s*(?:{DEFENSIVE.pattern})", re.I)
 _INTRO = re.compile(r"\s*(?:[\w'-]+ ){0,5}[\w'-]+:[ \t]*(?:\n|$)|\s*this is the \w+:", re.I)
 
 
@@ -111,10 +137,10 @@ def _absorb(task: str, data: str) -> tuple[str, str]:
     and one lead-in line ("This is the text:") belong to the task; nothing after an explicit
     separator is moved (a document may not talk its way into the task)."""
     while data and not data.startswith("\n"):
-        match = _LEADING_DEFENCE.match(data)
-        if match is None or not match.group(0).strip():
+        end = _leading_defence(data)
+        if end == 0:
             break
-        task, data = f"{task} {match.group(0).strip()}", data[match.end() :]
+        task, data = f"{task} {data[:end].strip()}", data[end:]
     match = _INTRO.match(data)
     if match is not None and match.group(0).strip():
         task, data = f"{task} {match.group(0).strip()}", data[match.end() :]

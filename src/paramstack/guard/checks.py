@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Protocol
 
@@ -141,7 +141,7 @@ class InjectionCheck:
 
     def scan(self, view: TextView) -> list[Finding]:
         model = self.detector.model
-        ids = view.ngram_ids(model) if model else None
+        ids = partial(view.ngram_ids, model) if model else None  # only if the whole is scored
         if view.data:
             hit = self.detector.detect_data(view.text)
         else:

@@ -10,6 +10,7 @@ paraphrases. A pattern hit reports its own rule name, so a block says *which* ru
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from paramstack.guard.channels import split_channels
@@ -129,12 +130,16 @@ class InjectionDetector:
         )
 
     def detect(
-        self, text: str, ids: IntArray | None = None, norm: str | None = None
+        self,
+        text: str,
+        ids: IntArray | Callable[[], IntArray] | None = None,
+        norm: str | None = None,
     ) -> InjectionHit | None:
         """Plain text first; then texts hidden in encoded runs (both layers, ``encoded.*``
         rules); then ROT13 / reversed text (patterns only: ciphered noise is no prose).
-        ``ids`` / ``norm``: the text's n-gram features / de-obfuscated form when the caller
-        already has them (:class:`~paramstack.guard.checks.TextView`)."""
+        ``ids`` / ``norm``: the text's n-gram features (or a function computing them, called
+        only when the whole text is scored) / de-obfuscated form when the caller already has
+        them (:class:`~paramstack.guard.checks.TextView`)."""
         hit = self._detect(text, "", ids, norm)
         if hit is not None:
             return hit
@@ -149,7 +154,11 @@ class InjectionDetector:
         return None
 
     def _detect(
-        self, text: str, kind: str, ids: IntArray | None = None, norm: str | None = None
+        self,
+        text: str,
+        kind: str,
+        ids: IntArray | Callable[[], IntArray] | None = None,
+        norm: str | None = None,
     ) -> InjectionHit | None:
         rule = _pattern(deobfuscate(text) if norm is None else norm)
         if rule is not None:
@@ -159,6 +168,8 @@ class InjectionDetector:
             # the whole-prompt model reads the task (defensive wording dropped); the
             # document is judged by the document model below
             text, ids = channels.task, None
+        if callable(ids):  # the caller's features, computed only when the whole text is scored
+            ids = ids()
         if self.model is not None:
             score = self.model.score(text) if ids is None else self.model.score_ids(ids)
             limit = self.fixed_threshold
