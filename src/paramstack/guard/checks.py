@@ -137,6 +137,7 @@ class InjectionCheck:
             model if policy.injection.classifier else None,
             policy.injection.threshold,
             data_model,
+            channels=policy.injection.channels,
         )
 
     def scan(self, view: TextView) -> list[Finding]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paramstack.guard.channels import split_channels
+from paramstack.guard.channels import Channels, split_channels
 from paramstack.guard.decoding import ciphered, decoded_runs
 from paramstack.guard.injection_model import InjectionModel, IntArray
 from paramstack.guard.textnorm import deobfuscate
@@ -121,8 +121,11 @@ class InjectionDetector:
         model: InjectionModel | None,
         threshold: float | None = None,
         data_model: InjectionModel | None = None,
+        *,
+        channels: bool = True,
     ) -> None:
         self.model = model
+        self.channels = channels  # False: the whole text as one (no task / data split)
         self.data_model = data_model  # scores the document part (channels.split_channels)
         self.fixed_threshold = threshold  # the policy's; None = the model's per-language ones
         self.threshold = (
@@ -163,7 +166,7 @@ class InjectionDetector:
         rule = _pattern(deobfuscate(text) if norm is None else norm)
         if rule is not None:
             return InjectionHit(f"injection.{kind}pattern.{rule}", 1.0)
-        channels = split_channels(text)
+        channels = split_channels(text) if self.channels else Channels(text, "", False)
         if channels.split and (channels.task or not channels.data):
             # the whole-prompt model reads the task (defensive wording dropped); the
             # document is judged by the document model below
@@ -192,7 +195,7 @@ class InjectionDetector:
     def detect_data(self, data: str) -> InjectionHit | None:
         """A text known to be data (retrieved context, tool output): the patterns, the
         whole-text classifier and the document classifier, whatever its wording."""
-        return self.detect(data) or self._detect_data(data)
+        return self.detect(data) or (self._detect_data(data) if self.channels else None)
 
     def score(self, text: str) -> float:
         """The value compared with the threshold: 1.0 on a pattern hit, else the model's."""
