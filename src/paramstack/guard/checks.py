@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -26,12 +26,10 @@ from paramstack.guard.toxicity import ToxicityLexicon
 
 
 class TextView:
-    """A text plus its folded form, computed once and shared by all checks. ``data``: the text
-    is a document (tool output, retrieved context), not the caller's own words."""
+    """A text plus its folded form, computed once and shared by all checks."""
 
-    def __init__(self, text: str, data: bool = False) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.data = data
         self._ids: dict[tuple[tuple[int, ...], int, tuple[int, ...]], IntArray] = {}
 
     @cached_property
@@ -50,6 +48,11 @@ class TextView:
         if key not in self._ids:
             self._ids[key] = features(self.text, *key, norm=self.deobfuscated)
         return self._ids[key]
+
+
+class DocumentView(TextView):
+    """A text that is a document (tool output, retrieved context), not the caller's words:
+    the injection check judges it as data (:meth:`InjectionDetector.detect_data`)."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +145,25 @@ class InjectionCheck:
 
     def scan(self, view: TextView) -> list[Finding]:
         model = self.detector.model
-        ids = partial(view.ngram_ids, model) if model else None  # only if the whole is scored
-        if view.data:
+        if isinstance(view, DocumentView):
             hit = self.detector.detect_data(view.text)
         else:
-            hit = self.detector.detect(view.text, ids, view.deobfuscated)
+            hit = self.detector.detect(view.text, _lazy_ids(view, model), view.deobfuscated)
         if hit is None:
             return []
         return [Finding("injection", "INJECTION", hit.rule, 0, len(view.text), hit.score)]
+
+
+def _lazy_ids(view: TextView, model: InjectionModel | None) -> Callable[[], IntArray] | None:
+    """The view's n-grams for ``model``, computed only if the detector scores the whole text."""
+    if model is None:
+        return None
+    found = model
+
+    def ids() -> IntArray:
+        return view.ngram_ids(found)
+
+    return ids
 
 
 @check("toxicity")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from paramstack.errors import GuardBlocked, InvalidInput
-from paramstack.guard.checks import Check, GuardResources, TextView, get_check
+from paramstack.guard.checks import Check, DocumentView, GuardResources, TextView, get_check
 from paramstack.guard.disclaimers import append_disclaimer, disclaimer_for
 from paramstack.guard.findings import Decision, Finding, GuardResult
 from paramstack.guard.pii import MaskSession, mask, resolve_overlaps
@@ -122,7 +122,7 @@ class Guard:
         ``scope`` picks the checks: ``local`` ones work on any window of a text (streaming),
         ``whole`` ones need the complete text (copyright).
         """
-        view = TextView(text, data)
+        view = DocumentView(text) if data else TextView(text)
         findings: list[Finding] = []
         decision = Decision.ALLOW
         warnings: list[str] = []
