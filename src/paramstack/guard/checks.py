@@ -54,6 +54,8 @@ class DocumentView(TextView):
     """A text that is a document (tool output, retrieved context), not the caller's words:
     the injection check judges it as data (:meth:`InjectionDetector.detect_data`)."""
 
+    __slots__ = ()
+
 
 @dataclass(frozen=True)
 class GuardResources:
