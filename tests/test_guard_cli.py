@@ -116,8 +116,12 @@ def test_train_injection_then_eval(home: Path) -> None:
         ],
     )
     assert trained.exit_code == 0, trained.output
-    meta = json.loads(trained.output)
-    assert meta["model"] == str(model_path) and model_path.is_file()
+    summary = json.loads(trained.output)
+    meta = summary["model"]
+    assert meta["path"] == str(model_path) and model_path.is_file()
+    data_path = model_path.with_name("model.data.npz")
+    assert summary["data_model"]["path"] == str(data_path) and data_path.is_file()
+    assert summary["data_model"]["attacks"] > 0  # instructions inside generated documents
     # Default --folds 4: every row is scored out of fold, then the model fits all of them.
     assert meta["attacks"] > 0 and meta["fit_rows"] == meta["valid_rows"] == meta["rows"]
     assert set(meta["validation"]) >= {"en"}
@@ -136,6 +140,7 @@ def test_train_injection_then_eval(home: Path) -> None:
 
     (home / "home" / "guard").mkdir(parents=True)
     model_path.replace(home / "home" / "guard" / "injection_model.npz")
+    data_path.replace(home / "home" / "guard" / "injection_model.data.npz")
     report_path = home / "eval.json"
     evaluated = runner.invoke(
         app, ["eval", "--data", str(home / "data"), "--out", str(report_path)]
@@ -158,6 +163,8 @@ def test_train_injection_then_eval(home: Path) -> None:
     fresh = report["injection_fresh"]["tr"]  # the own Turkish file is always there
     assert fresh["attacks"] > 20 and fresh["benign"] > 20
     assert "toxicity" not in report  # no toxicity model trained yet
+    assert report["injection_dev_studied"] == {}  # no latent-injection probes in this data
+    assert set(report["latent_rows_as_pinned"]) == {"dev", "fresh"}
 
 
 def test_train_toxicity_then_eval_reports_each_layer(home: Path) -> None:

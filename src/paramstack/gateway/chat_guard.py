@@ -27,6 +27,7 @@ from paramstack.guard.streaming import OutputStream
 from paramstack.registry.key_ring import TenantPolicy
 
 log = logging.getLogger(__name__)
+_DATA_ROLES = frozenset({"tool", "function"})  # messages that carry documents, not the caller
 _Key = tuple[str, str]  # (tenant id, SHA-256 of its stored override)
 
 
@@ -100,20 +101,21 @@ class ChatGuard:
         policy = overrides.merge(self.guard.policy, override, tenant.id)
         return ChatGuard(Guard(policy, self.guard.resources))
 
-    def _input(self, text: str, session: MaskSession) -> str:
-        return self.guard.check_input(text, session=session).text
+    def _input(self, text: str, session: MaskSession, data: bool = False) -> str:
+        return self.guard.check_input(text, session=session, data=data).text
 
     def guard_prompt(self, body: dict[str, Any]) -> MaskSession:
         """Mask (in place) every text the caller sent; raises ``GuardBlocked`` on an attack."""
         session = MaskSession()
         for message in body.get("messages", []):
             content = message.get("content")
+            data = message.get("role") in _DATA_ROLES  # tool output: judged as a document
             if isinstance(content, str):
-                message["content"] = self._input(content, session)
+                message["content"] = self._input(content, session, data)
             elif isinstance(content, list):
                 for part in content:
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        part["text"] = self._input(part["text"], session)
+                        part["text"] = self._input(part["text"], session, data)
         for key in ("prompt", "input"):  # completions, embeddings
             value = body.get(key)
             if isinstance(value, str):

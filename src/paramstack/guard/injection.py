@@ -10,8 +10,10 @@ paraphrases. A pattern hit reports its own rule name, so a block says *which* ru
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from paramstack.guard.channels import Channels, split_channels
 from paramstack.guard.decoding import ciphered, decoded_runs
 from paramstack.guard.injection_model import InjectionModel, IntArray
 from paramstack.guard.regex_prefilter import required_literals
@@ -137,20 +139,33 @@ class InjectionDetector:
     for the text's language (:meth:`InjectionModel.threshold_for`).
     """
 
-    def __init__(self, model: InjectionModel | None, threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        model: InjectionModel | None,
+        threshold: float | None = None,
+        data_model: InjectionModel | None = None,
+        *,
+        channels: bool = True,
+    ) -> None:
         self.model = model
+        self.channels = channels  # False: the whole text as one (no task / data split)
+        self.data_model = data_model  # scores the document part (channels.split_channels)
         self.fixed_threshold = threshold  # the policy's; None = the model's per-language ones
         self.threshold = (
             threshold if threshold is not None else (model.threshold if model is not None else 1.0)
         )
 
     def detect(
-        self, text: str, ids: IntArray | None = None, norm: str | None = None
+        self,
+        text: str,
+        ids: IntArray | Callable[[], IntArray] | None = None,
+        norm: str | None = None,
     ) -> InjectionHit | None:
         """Plain text first; then texts hidden in encoded runs (both layers, ``encoded.*``
         rules); then ROT13 / reversed text (patterns only: ciphered noise is no prose).
-        ``ids`` / ``norm``: the text's n-gram features / de-obfuscated form when the caller
-        already has them (:class:`~paramstack.guard.checks.TextView`)."""
+        ``ids`` / ``norm``: the text's n-gram features (or a function computing them, called
+        only when the whole text is scored) / de-obfuscated form when the caller already has
+        them (:class:`~paramstack.guard.checks.TextView`)."""
         hit = self._detect(text, "", ids, norm)
         if hit is not None:
             return hit
@@ -165,11 +180,22 @@ class InjectionDetector:
         return None
 
     def _detect(
-        self, text: str, kind: str, ids: IntArray | None = None, norm: str | None = None
+        self,
+        text: str,
+        kind: str,
+        ids: IntArray | Callable[[], IntArray] | None = None,
+        norm: str | None = None,
     ) -> InjectionHit | None:
         rule = _pattern(deobfuscate(text) if norm is None else norm)
         if rule is not None:
             return InjectionHit(f"injection.{kind}pattern.{rule}", 1.0)
+        channels = split_channels(text) if self.channels else Channels(text, "", False)
+        if channels.split and (channels.task or not channels.data):
+            # the whole-prompt model reads the task (defensive wording dropped); the
+            # document is judged by the document model below
+            text, ids = channels.task, None
+        if callable(ids):  # the caller's features, computed only when the whole text is scored
+            ids = ids()
         if self.model is not None:
             score = self.model.score(text) if ids is None else self.model.score_ids(ids)
             limit = self.fixed_threshold
@@ -177,7 +203,22 @@ class InjectionDetector:
                 limit = self.model.threshold_for(text)
             if score >= limit:
                 return InjectionHit(f"injection.{kind}classifier", score)
+        if channels.data:
+            return self._detect_data(channels.data, kind)
         return None
+
+    def _detect_data(self, data: str, kind: str = "") -> InjectionHit | None:
+        if self.data_model is None:
+            return None
+        score = self.data_model.score(data)
+        if score >= self.data_model.threshold_for(data):
+            return InjectionHit(f"injection.{kind}data_classifier", score)
+        return None
+
+    def detect_data(self, data: str) -> InjectionHit | None:
+        """A text known to be data (retrieved context, tool output): the patterns, the
+        whole-text classifier and the document classifier, whatever its wording."""
+        return self.detect(data) or (self._detect_data(data) if self.channels else None)
 
     def score(self, text: str) -> float:
         """The value compared with the threshold: 1.0 on a pattern hit, else the model's."""

