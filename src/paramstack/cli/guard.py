@@ -70,16 +70,18 @@ def train_injection(
 ) -> None:
     """Train the whole-prompt classifier and the document classifier (the data part of a
     prompt, ``guard/channels.py``); save both as .npz + meta."""
-    from paramstack.guard.datasets import train_group, training_set
+    from paramstack.guard.datasets import channel_rows, train_group, training_set
     from paramstack.guard.injection_data import document_rows
     from paramstack.guard.injection_model import TrainConfig, train
 
-    rows = training_set(_data_root(data), per_family=per_family)
+    root = _data_root(data)
+    rows = training_set(root, per_family=per_family)
+    channel = channel_rows(root, per_lang=4 * per_family)
     path = out or settings().home / "guard" / "injection_model.npz"
     summary: dict[str, object] = {}
     for name, part, fpr in (
         ("model", rows, target_fpr),
-        ("data_model", document_rows(rows), data_target_fpr),
+        ("data_model", document_rows(rows + channel), data_target_fpr),
     ):
         model, meta = train(
             [r.text for r in part],

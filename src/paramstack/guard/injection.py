@@ -145,7 +145,7 @@ class InjectionDetector:
         threshold: float | None = None,
         data_model: InjectionModel | None = None,
         *,
-        channels: bool = True,
+        channels: bool = False,
     ) -> None:
         self.model = model
         self.channels = channels  # False: the whole text as one (no task / data split)

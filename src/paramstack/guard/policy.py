@@ -64,7 +64,7 @@ class InjectionPolicy(CheckPolicy):
     model_path: Path | None = Field(None, description="Default <home>/guard/injection_model.npz.")
     classifier: bool = Field(True, description="Use the trained classifier when it exists.")
     channels: bool = Field(
-        True,
+        False,
         description="Judge a pasted document apart from the task (guard/channels.py, with the "
         "document classifier injection_model.data.npz); false: the whole text as one.",
     )
