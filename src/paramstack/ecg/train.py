@@ -280,7 +280,7 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
         "task": "ecg-beats",
         "model_fs": config.model_fs,
         "window": {"before": config.before, "after": config.after, "length": window},
-        "beat_channels": ["beat_zscore", "beat_minus_neighbour_template"],
+        "beat_channels": ["beat_zscore", "beat_minus_running_template"],
         "class_labels": list(LABEL_SCHEMES[config.labels]),
         "label_scheme": config.labels,
         "rr_features": list(RR_FEATURES),
@@ -290,8 +290,9 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
             "std": [float(v) for v in model.rr_std],
         },
         "beat_normalisation": "median-filter baseline removal and a 40 Hz low-pass at "
-        "model_fs; channel 0 per-beat z-score, channel 1 beat minus the median of its "
-        f"±{TEMPLATE_BEATS} neighbouring beats over that template's std",
+        "model_fs; channel 0 per-beat z-score, channel 1 beat minus the median of the last "
+        f"{TEMPLATE_BEATS} beats (causal; the first {TEMPLATE_BEATS} share one) over that "
+        "template's std",
         "arch": config.arch,
     }
 
