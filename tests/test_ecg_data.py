@@ -178,3 +178,15 @@ def test_ec57_metrics_on_a_hand_computed_confusion_matrix() -> None:
     assert report["per_record"]["r1"]["accuracy"] == pytest.approx(120 / 135)
     assert beats_de_chazal({"S_se": 80, "S_ppv": 61.5, "V_se": 90, "V_ppv": 81.8}) is False
     assert beats_de_chazal({"S_se": 80, "S_ppv": 61.5, "V_se": 90, "V_ppv": 90}) is True
+
+
+def test_a_model_trained_on_other_beat_channels_is_refused() -> None:
+    from paramstack.ecg.strip import strip_options
+    from paramstack.errors import Conflict
+
+    meta = {"task": "ecg-beats", "model_fs": 180.0, "window": {"before": 64, "after": 80}}
+    meta["class_labels"] = list(AAMI_CLASSES)
+    assert strip_options({**meta, "beat_channels": ["beat_zscore", "beat_minus_running_template"]})
+    old = {**meta, "beat_channels": ["beat_zscore", "beat_minus_neighbour_template"]}
+    with pytest.raises(Conflict, match="retrain"):
+        strip_options(old)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, EcgRecord
 from paramstack.ecg.signal import bandpass, remove_baseline
-from paramstack.errors import InvalidInput
+from paramstack.errors import Conflict, InvalidInput
 
 RR_FEATURES: tuple[str, ...] = (
     "pre_rr_s",
@@ -26,7 +26,10 @@ RR_FEATURES: tuple[str, ...] = (
     "local_over_record",
     "rr_irregularity",
 )
-BEAT_CHANNELS = 2  # the beat itself, and the beat minus the patient's running template
+# The beat itself, and the beat minus the patient's running template. The names travel in
+# meta.json and the registry lineage: a model trained on other channels is refused, not fed.
+BEAT_CHANNEL_NAMES: tuple[str, ...] = ("beat_zscore", "beat_minus_running_template")
+BEAT_CHANNELS = len(BEAT_CHANNEL_NAMES)
 TEMPLATE_BEATS = 45  # beats in the causal running template (~40 s; a 10 s strip: all of it)
 LOCAL_BEATS = 10  # de Chazal 2004: local average over the preceding beats (~10 s of rhythm)
 IRREGULARITY_BEATS = 8  # RR intervals each side for the rhythm-irregularity feature
@@ -93,6 +96,18 @@ class BeatSet:
             np.concatenate(records),
             tuple(names),
             np.concatenate([p.symbols for p in parts]),
+        )
+
+
+def check_beat_channels(names: object) -> None:
+    """Refuse a model whose recorded beat channels are not the ones this code computes (e.g.
+    one trained on the earlier centred ±8-beat template): same shapes, different inputs, so
+    it would run and be silently wrong."""
+    if names is not None and list(names) != list(BEAT_CHANNEL_NAMES):  # type: ignore[call-overload]
+        raise Conflict(
+            f"model was trained on beat channels {names}, this code computes "
+            f"{list(BEAT_CHANNEL_NAMES)}: retrain (paramstack ecg train) and re-export it",
+            code="incompatible_model",
         )
 
 
