@@ -11,7 +11,8 @@ by the default objective (mean S/V F1). DS2 is never read. Each variant costs ~2
 A variant is ``centred:K`` (median of ±K neighbours, the earlier default) or ``causal:N`` (the
 shipped running template, median of the last N beats), optionally ``+rr`` for four extra
 neighbouring-beat RR features (previous pre-RR and next post-RR over the local mean, pre-RR over
-the previous pre-RR, post over pre).
+the previous pre-RR, post over pre), and/or ``+tpl`` for the template itself (z-scored) as a third
+beat channel.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import paramstack.ecg.train as train_module
 from paramstack.ecg.beats import BeatSet, condition, resample, rr_features
 from paramstack.ecg.calibrate import _log_probabilities, choose_bias, class_figures, record_folds
 from paramstack.ecg.config import load_config
+from paramstack.ecg.models import build_model
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, read_record, split_records
 from paramstack.train.determinism import torch_run_state
 
@@ -79,7 +81,7 @@ def _extra_rr(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
 
 def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
     kind, _, rest = variant.partition(":")
-    size, _, plus = rest.partition("+")
+    size, *extras = rest.split("+")
     parts = []
     for r in raw:
         w = r["w"]
@@ -87,9 +89,12 @@ def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
         own = w / (w.std(1, keepdims=True) + 1e-6)
         deviation = (w - template) / (template.std(1, keepdims=True) + 1e-6)
         rr = rr_features(r["t"])
-        if plus == "rr":
+        if "rr" in extras:
             rr = np.concatenate([rr, _extra_rr(r["t"])], 1)
-        labels, channels = r["labels"], np.stack([own, deviation], 1).astype(np.float32)
+        stack = [own, deviation]
+        if "tpl" in extras:
+            stack.append(template / (template.std(1, keepdims=True) + 1e-6))
+        labels, channels = r["labels"], np.stack(stack, 1).astype(np.float32)
         record = np.zeros(len(labels), dtype=np.int64)
         parts.append(BeatSet(channels, rr[r["keep"]], labels, record, (r["name"],), labels.copy()))
     return BeatSet.concat(parts)
@@ -100,6 +105,14 @@ def run_variant(
 ) -> dict[str, Any]:
     data = variant_beats(raw, variant)
     train_module.RR_FEATURES = tuple(f"rr{i}" for i in range(data.rr.shape[1]))
+    n_channels = data.beats.shape[1]
+
+    def new_model(config: Any, arch: str | None = None) -> Any:
+        n_rr = len(train_module.RR_FEATURES)
+        return build_model(arch or config.arch, window=config.before + config.after, n_rr=n_rr,
+                           n_classes=5, channels=n_channels)  # fmt: skip
+
+    train_module.new_model = new_model
     started = time.process_time()
     with TemporaryDirectory() as tmp:
         config = load_config(
