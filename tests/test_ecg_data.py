@@ -10,11 +10,14 @@ import pytest
 from paramstack.ecg.beats import (
     BEAT_CHANNELS,
     RR_FEATURES,
+    TEMPLATE_BEATS,
     BeatWindow,
     beat_windows,
+    condition,
     record_beats,
     resample,
     rr_features,
+    running_template,
 )
 from paramstack.ecg.metrics import beats_de_chazal, class_metrics, confusion_matrix, ec57_report
 from paramstack.ecg.records import (
@@ -101,6 +104,41 @@ def test_beat_windows_drop_edge_beats_and_normalise() -> None:
     np.testing.assert_allclose(beats[:, 0].std(axis=1), 1, atol=1e-3)
 
 
+def test_running_template_is_causal_and_covers_a_short_strip() -> None:
+    rng = np.random.default_rng(0)
+    windows = rng.normal(size=(200, 16))
+    template = running_template(windows)
+    i = 120
+    np.testing.assert_allclose(template[i], np.median(windows[i - TEMPLATE_BEATS + 1 : i + 1], 0))
+    later = windows.copy()
+    later[i + 1 :] += 100.0  # the future must not move the template of beat i or any before
+    np.testing.assert_array_equal(running_template(later)[: i + 1], template[: i + 1])
+    assert not np.allclose(running_template(later)[i + 1], template[i + 1])
+    # warm-up: the first beats share the median of the first TEMPLATE_BEATS
+    np.testing.assert_allclose(
+        template[:TEMPLATE_BEATS],
+        np.median(windows[:TEMPLATE_BEATS], 0)[None].repeat(TEMPLATE_BEATS, 0),
+    )
+    strip = windows[:12]  # a 10 s strip: every beat's template is the strip's median beat
+    np.testing.assert_allclose(running_template(strip), np.median(strip, 0)[None].repeat(12, 0))
+
+
+@pytest.mark.parametrize(("name", "start_s"), [("106", 260), ("119", 10), ("223", 20)])
+def test_template_channel_singles_out_ventricular_beats_in_a_10s_strip(
+    name: str, start_s: int
+) -> None:
+    record = read_record(MITDB, name)
+    lo, hi = int(start_s * record.fs), int((start_s + 10) * record.fs)
+    x = condition(resample(record.signal[lo:hi], record.fs, 180.0), 180.0)
+    inside = (record.beat_samples >= lo) & (record.beat_samples < hi)
+    peaks = np.round((record.beat_samples[inside] - lo) * 180.0 / record.fs).astype(np.int64)
+    symbols = np.asarray(record.beat_symbols)[inside]
+    beats, keep = beat_windows(x, peaks, BeatWindow(64, 80))
+    deviation = np.sqrt((beats[:, 1] ** 2).mean(axis=1))
+    is_v = symbols[keep] == "V"
+    assert is_v.any() and deviation[is_v].min() > 2 * deviation[~is_v].max()
+
+
 def test_resample_keeps_frequency_at_any_rate() -> None:
     for fs_in in (360.0, 250.0, 500.0):
         t = np.arange(int(fs_in * 4)) / fs_in
@@ -140,3 +178,15 @@ def test_ec57_metrics_on_a_hand_computed_confusion_matrix() -> None:
     assert report["per_record"]["r1"]["accuracy"] == pytest.approx(120 / 135)
     assert beats_de_chazal({"S_se": 80, "S_ppv": 61.5, "V_se": 90, "V_ppv": 81.8}) is False
     assert beats_de_chazal({"S_se": 80, "S_ppv": 61.5, "V_se": 90, "V_ppv": 90}) is True
+
+
+def test_a_model_trained_on_other_beat_channels_is_refused() -> None:
+    from paramstack.ecg.strip import strip_options
+    from paramstack.errors import Conflict
+
+    meta = {"task": "ecg-beats", "model_fs": 180.0, "window": {"before": 64, "after": 80}}
+    meta["class_labels"] = list(AAMI_CLASSES)
+    assert strip_options({**meta, "beat_channels": ["beat_zscore", "beat_minus_running_template"]})
+    old = {**meta, "beat_channels": ["beat_zscore", "beat_minus_neighbour_template"]}
+    with pytest.raises(Conflict, match="retrain"):
+        strip_options(old)

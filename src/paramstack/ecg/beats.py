@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, EcgRecord
 from paramstack.ecg.signal import bandpass, remove_baseline
-from paramstack.errors import InvalidInput
+from paramstack.errors import Conflict, InvalidInput
 
 RR_FEATURES: tuple[str, ...] = (
     "pre_rr_s",
@@ -26,8 +26,11 @@ RR_FEATURES: tuple[str, ...] = (
     "local_over_record",
     "rr_irregularity",
 )
-BEAT_CHANNELS = 2  # the beat itself, and the beat minus its neighbours' median template
-TEMPLATE_BEATS = 8  # neighbours each side for the template (a 10 s strip: all of it)
+# The beat itself, and the beat minus the patient's running template. The names travel in
+# meta.json and the registry lineage: a model trained on other channels is refused, not fed.
+BEAT_CHANNEL_NAMES: tuple[str, ...] = ("beat_zscore", "beat_minus_running_template")
+BEAT_CHANNELS = len(BEAT_CHANNEL_NAMES)
+TEMPLATE_BEATS = 45  # beats in the causal running template (~40 s; a 10 s strip: all of it)
 LOCAL_BEATS = 10  # de Chazal 2004: local average over the preceding beats (~10 s of rhythm)
 IRREGULARITY_BEATS = 8  # RR intervals each side for the rhythm-irregularity feature
 LOWPASS_HZ = 40.0
@@ -93,6 +96,18 @@ class BeatSet:
             np.concatenate(records),
             tuple(names),
             np.concatenate([p.symbols for p in parts]),
+        )
+
+
+def check_beat_channels(names: object) -> None:
+    """Refuse a model whose recorded beat channels are not the ones this code computes (e.g.
+    one trained on the earlier centred ±8-beat template): same shapes, different inputs, so
+    it would run and be silently wrong."""
+    if names is not None and list(names) != list(BEAT_CHANNEL_NAMES):  # type: ignore[call-overload]
+        raise Conflict(
+            f"model was trained on beat channels {names}, this code computes "
+            f"{list(BEAT_CHANNEL_NAMES)}: retrain (paramstack ecg train) and re-export it",
+            code="incompatible_model",
         )
 
 
@@ -167,18 +182,20 @@ def rr_features(peaks_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     return features.astype(np.float32)
 
 
-def _neighbour_template(windows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Median of each beat's neighbours (±TEMPLATE_BEATS, itself included): the patient's
-    typical beat right now. Chunked to bound memory on 30-minute records."""
+def running_template(windows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The patient's typical beat as seen at each beat, label-free and causal: the median of
+    the last TEMPLATE_BEATS beats (the beat itself included). The first beats of a record, and
+    every beat of a strip shorter than that (a 10 s strip), share the median of the first
+    TEMPLATE_BEATS beats (a warm-up, as a monitor would buffer). Chunked to bound memory on
+    30-minute records."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    k = min(TEMPLATE_BEATS, (len(windows) - 1) // 2)
-    padded = np.pad(windows, ((k, k), (0, 0)), mode="reflect") if k else windows
+    n = min(TEMPLATE_BEATS, len(windows))
     out = np.empty_like(windows)
-    for start in range(0, len(windows), 4096):
-        chunk = padded[start : start + min(4096, len(windows) - start) + 2 * k]
-        view = sliding_window_view(chunk, 2 * k + 1, axis=0)  # [m, window, 2k+1]
-        out[start : start + len(view)] = np.median(view, axis=2)
+    out[:n] = np.median(windows[:n], axis=0)
+    for start in range(0, len(windows) - n + 1, 1024):
+        view = sliding_window_view(windows[start : start + 1024 + n - 1], n, axis=0)
+        out[start + n - 1 : start + n - 1 + len(view)] = np.median(view, axis=2)
     return out
 
 
@@ -189,9 +206,10 @@ def beat_windows(
 
     Channel 0 is the beat z-scored on its own (per-beat normalisation removes the gain
     differences between patients and leads, which an inter-patient model would otherwise
-    learn as identity). Channel 1 is the beat minus the median of its neighbours, scaled by
-    that template's spread: "how unlike this patient's usual beat", which is what tells an
-    ectopic beat in a bundle-branch-block patient from his normal, already wide, QRS.
+    learn as identity). Channel 1 is the beat minus the patient's running template (see
+    ``running_template``), scaled by that template's spread: "how unlike this patient's
+    usual beat", which tells an ectopic beat in a bundle-branch-block patient from his
+    normal, already wide, QRS.
     """
     peaks = np.asarray(peaks, dtype=np.int64)
     keep = (peaks - window.before >= 0) & (peaks + window.after <= len(x))
@@ -201,7 +219,7 @@ def beat_windows(
     windows = windows - windows.mean(axis=1, keepdims=True)
     if len(windows) == 0:
         return np.zeros((0, BEAT_CHANNELS, window.length), np.float32), keep
-    template = _neighbour_template(windows)
+    template = running_template(windows)
     own = windows / (windows.std(axis=1, keepdims=True) + 1e-6)
     deviation = (windows - template) / (template.std(axis=1, keepdims=True) + 1e-6)
     return np.stack([own, deviation], axis=1).astype(np.float32), keep

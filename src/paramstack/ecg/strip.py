@@ -16,7 +16,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.ecg.beats import BeatWindow, beat_windows, condition, resample, rr_features
+from paramstack.ecg.beats import (
+    BeatWindow,
+    beat_windows,
+    check_beat_channels,
+    condition,
+    resample,
+    rr_features,
+)
 from paramstack.ecg.intervals import beat_intervals, interval_summary
 from paramstack.ecg.rhythm import AfDetector, vf_episodes
 from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
@@ -48,6 +55,7 @@ def strip_options(meta: Mapping[str, Any]) -> dict[str, Any]:
     """``analyze_strip`` keyword arguments from a registered model's lineage / meta.json."""
     if meta.get("task") != "ecg-beats":
         raise InvalidInput("model is not an ECG beat classifier (task != 'ecg-beats')")
+    check_beat_channels(meta.get("beat_channels"))
     window = meta["window"]
     return {
         "model_fs": float(meta["model_fs"]),

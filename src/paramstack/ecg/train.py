@@ -22,7 +22,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch's conventional alias
 
 from paramstack.config import Settings
-from paramstack.ecg.beats import RR_FEATURES, TEMPLATE_BEATS, BeatSet, BeatWindow
+from paramstack.ecg.beats import (
+    BEAT_CHANNEL_NAMES,
+    RR_FEATURES,
+    TEMPLATE_BEATS,
+    BeatSet,
+    BeatWindow,
+    check_beat_channels,
+)
 from paramstack.ecg.config import EcgTrainConfig
 from paramstack.ecg.dataset import data_fingerprint, load_beats
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble, build_model
@@ -280,7 +287,7 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
         "task": "ecg-beats",
         "model_fs": config.model_fs,
         "window": {"before": config.before, "after": config.after, "length": window},
-        "beat_channels": ["beat_zscore", "beat_minus_neighbour_template"],
+        "beat_channels": list(BEAT_CHANNEL_NAMES),
         "class_labels": list(LABEL_SCHEMES[config.labels]),
         "label_scheme": config.labels,
         "rr_features": list(RR_FEATURES),
@@ -290,8 +297,9 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
             "std": [float(v) for v in model.rr_std],
         },
         "beat_normalisation": "median-filter baseline removal and a 40 Hz low-pass at "
-        "model_fs; channel 0 per-beat z-score, channel 1 beat minus the median of its "
-        f"±{TEMPLATE_BEATS} neighbouring beats over that template's std",
+        "model_fs; channel 0 per-beat z-score, channel 1 beat minus the median of the last "
+        f"{TEMPLATE_BEATS} beats (causal; the first {TEMPLATE_BEATS} share one) over that "
+        "template's std",
         "arch": config.arch,
     }
 
@@ -338,4 +346,5 @@ def load_trained(out_dir: Path) -> tuple[BeatClassifier, EcgTrainConfig, dict[st
         raise InvalidInput(f"{path} does not match its config: {missing or unexpected}")
     model.eval()
     meta = json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
+    check_beat_channels(meta.get("beat_channels"))
     return model, config, meta
