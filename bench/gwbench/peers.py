@@ -154,8 +154,20 @@ def litellm(upstream_url: str, work: Path) -> Iterator[Target]:
         "LITELLM_TELEMETRY": "False",
     }
     env.pop("DATABASE_URL", None)
-    exe = str(LITELLM_VENV / "bin" / "litellm")
-    args = [exe, "--config", str(path), "--host", HOST, "--port", str(port), "--num_workers", "1"]
+    # the venv's python runs the entry script, so a moved venv (stale shebang) still works
+    python, exe = str(LITELLM_VENV / "bin" / "python"), str(LITELLM_VENV / "bin" / "litellm")
+    args = [
+        python,
+        exe,
+        "--config",
+        str(path),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     with running(args, env, port, "/health/liveliness", work / "litellm.log") as proc:
         yield Target(
             name=f"litellm {version}",
