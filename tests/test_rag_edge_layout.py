@@ -52,6 +52,22 @@ def test_lru_closes_idle_shards_and_reopens_them(tmp_path: Path) -> None:
     assert s.open_shards() == 0
 
 
+def test_a_shard_in_use_is_never_closed_under_its_caller(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "edge", max_open=1)
+    for t in ("t0", "t1", "t2"):
+        RagIndex(s, t).ingest(documents({"kalp.md": HOSPITAL_A["kalp.md"]}))
+    with s._shard("t0", "default") as pinned:  # a running call holds t0's shard
+        assert pinned is not None
+        assert RagIndex(s, "t1").query("aspirin", k=1)[0].doc_id == "kalp.md"
+        assert RagIndex(s, "t2").query("aspirin", k=1)[0].doc_id == "kalp.md"
+        # the idle shards made way; the pinned one stayed open and usable
+        assert list(s._open) == [("t0", "default")]
+        assert pinned.shard.count(qe.CountRequest(exact=True)) == 1
+    assert RagIndex(s, "t1").query("aspirin", k=1)[0].doc_id == "kalp.md"
+    assert list(s._open) == [("t1", "default")]  # t0 released, so it could be closed
+    s.close()
+
+
 def test_another_tenants_documents_do_not_move_bm25_scores(tmp_path: Path) -> None:
     s = EdgeStore(tmp_path / "edge")
     a = RagIndex(s, "a")
