@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paramstack.cli.context import console, print_json, registry_session, settings
+from paramstack.cli.rag_store import migrate_store_cmd
 
 app = typer.Typer(
     help="Per-tenant retrieval (RAG): ingest, query, delete, eval.", no_args_is_help=True
@@ -377,3 +378,6 @@ def policy(
             tenants.update_tenant(session, tenant, {"rag_policy": value})
         shown = tenants.describe_tenant(tenants.get_tenant(session, tenant))["rag_policy"]
     console.print(f"{tenant}: {shown}")
+
+
+app.command("migrate-store")(migrate_store_cmd)

@@ -8,7 +8,6 @@ version is deleted, so a reader sees the old or the new document and never neith
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,12 +17,11 @@ from paramstack.errors import Conflict, InvalidInput, NotFound
 from paramstack.rag.chunking import chunk_document
 from paramstack.rag.embedders import DEFAULT_SPEC, Embedder, get_embedder
 from paramstack.rag.fusion import DEFAULT_FUSION, Fusion
-from paramstack.rag.stores.protocol import CollectionInfo, Filters, Store
+from paramstack.rag.stores.protocol import NAME, CollectionInfo, Filters, Store
 from paramstack.rag.textproc import doc_sparse
 from paramstack.rag.types import Document, Hit, StoredChunk
 
 MODES = ("hybrid", "lexical", "dense")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 T = TypeVar("T")
 Reranker = Callable[[str, list[Hit]], list[Hit]]
 
@@ -43,8 +41,8 @@ class IngestStats:
 
 
 def check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise InvalidInput(f"{what} must match [A-Za-z0-9_.-]{{1,64}}", param=what)
+    if not NAME.match(value):
+        raise InvalidInput(f"{what} must match {NAME.pattern}", param=what)
     return value
 
 

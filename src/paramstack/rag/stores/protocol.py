@@ -1,13 +1,15 @@
 """The store protocol: every call is scoped by ``tenant`` (from the authenticated key).
 
-One physical store holds every tenant (Qdrant's multitenancy advice: one collection with an
-``is_tenant`` payload index, not one collection per tenant); the (tenant, collection) pair is a
-mandatory filter on every read, write and delete, and point ids are derived from it, so a
+The scale-out stores hold every tenant in one collection or table (Qdrant's multitenancy
+advice: an ``is_tenant`` payload index) with the (tenant, collection) pair as a mandatory filter
+on every read, write and delete; the embedded edge store gives each pair its own shard (a
+directory), so the pair picks the shard. Either way point ids are derived from the pair, so a
 document id or a chunk id from another tenant can never address a point of this one.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +18,8 @@ from paramstack.rag.types import Hit, StoredChunk
 
 _NS = uuid.UUID("5b1c3f5e-6a43-4c0e-9f1e-7d0a2f0c9b11")
 Filters = dict[str, str | int | bool]
+# tenant and collection names; also directory names in the edge store (no ".", "..", hidden)
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
