@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import math
 import os
 import platform
@@ -184,6 +185,12 @@ def main() -> int:
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gateway.json")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--ours-workers",
+        type=int,
+        default=1,
+        help="paramstack workers; above 1 they share limits and quotas through a private Redis",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: `apt-get install wrk` (make bench-gateway does it)")
@@ -197,7 +204,10 @@ def main() -> int:
             results["direct"] = measure(direct, args)
             for name in args.peers:
                 try:
-                    with PEERS[name](url, work) as target:
+                    peer = PEERS[name]
+                    if name == "ours":
+                        peer = functools.partial(ours, workers=args.ours_workers)
+                    with peer(url, work) as target:
                         results[name] = measure(target, args)
                 except (PeerUnavailable, RuntimeError, OSError) as exc:
                     print(f"!! {name} unavailable: {exc}", flush=True)

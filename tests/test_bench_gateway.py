@@ -74,3 +74,32 @@ def test_floor_app_forwards_a_chat_through_the_gateways_upstream_client(tmp_path
     assert whole.choices[0].message.content == "Merhaba from the fake upstream"
     assert whole.model == "m"  # the floor renames the model before forwarding, as ours does
     assert whole.usage is not None and whole.usage.prompt_tokens == 5  # counted upstream
+
+
+def test_two_workers_share_a_private_redis_and_answer_through_the_sdk(tmp_path: Path) -> None:
+    """``--ours-workers 2``: both workers answer, the limiter is Redis, and the Redis server's
+    CPU is charged to the gateway (its pid is among the target's)."""
+    import psutil
+    import redis
+    from peers import ours
+
+    with (
+        upstream(tmp_path) as direct,
+        ours(f"http://127.0.0.1:{direct.port}/v1", tmp_path, workers=2) as target,
+    ):
+        assert "2 workers + redis" in target.name and len(target.pids) == 2
+        assert psutil.Process(target.pids[1]).name().startswith("redis-server")
+        workers = psutil.Process(target.pids[0]).children(recursive=True)
+        assert len([p for p in workers if "python" in p.name()]) >= 2
+        api_key = target.headers["authorization"].removeprefix("Bearer ")
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{target.port}/v1", api_key=api_key)
+        for _ in range(4):
+            answer = client.chat.completions.create(
+                model="bench-chat",
+                messages=[{"role": "user", "content": "hi"}],  # type: ignore[list-item]
+                max_tokens=5,
+            )
+            assert answer.choices[0].message.content == "Merhaba from the fake upstream"
+        listening = psutil.Process(target.pids[1]).net_connections(kind="inet")
+        port = next(c.laddr.port for c in listening if c.status == psutil.CONN_LISTEN)
+        assert redis.Redis(host="127.0.0.1", port=port).dbsize() > 0  # limiter/quota state

@@ -236,22 +236,61 @@ def prepare_home(home: Path, upstream_url: str) -> tuple[dict[str, str], str]:
 
 
 @contextlib.contextmanager
-def ours(upstream_url: str, work: Path) -> Iterator[Target]:
+def redis_server(work: Path) -> Iterator[tuple[str, int]]:
+    """A private ``redis-server`` without persistence, for the multi-worker limiter: yields its
+    URL and pid (its CPU is charged to the gateway)."""
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise PeerUnavailable("redis-server is not installed (scripts/start-redis.sh installs it)")
+    port = free_port()
+    args = [exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    with (work / "redis.log").open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        client = redis.Redis(host=HOST, port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError as exc:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise PeerUnavailable(f"redis-server did not start: {exc}") from exc
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://{HOST}:{port}/0", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def ours(upstream_url: str, work: Path, workers: int = 1) -> Iterator[Target]:
+    """One worker with the in-process limiter, or ``workers`` processes sharing a private
+    Redis for limits and quotas (the multi-replica configuration)."""
     from paramstack import __version__
 
     env, key = prepare_home(work / "home", upstream_url)
     port = free_port()
-    args = [sys.executable, "-m", "paramstack", "serve", "--port", str(port), "--workers", "1"]
-    args += ["--log-level", "warning"]
-    with running(args, env, port, "/healthz", work / "paramstack.log") as proc:
+    args = [sys.executable, "-m", "paramstack", "serve", "--port", str(port)]
+    args += ["--workers", str(workers), "--log-level", "warning"]
+    name, pids = f"paramstack {__version__}", []
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            url, redis_pid = stack.enter_context(redis_server(work))
+            env |= {"PARAMSTACK_LIMITER_BACKEND": "redis", "PARAMSTACK_REDIS_URL": url}
+            name, pids = f"{name} ({workers} workers + redis)", [redis_pid]
+        proc = stack.enter_context(running(args, env, port, "/healthz", work / "paramstack.log"))
         yield Target(
-            name=f"paramstack {__version__}",
+            name=name,
             port=port,
             path="/v1/chat/completions",
             headers={"authorization": f"Bearer {key}"},
             body=BODY,
             stream_body=STREAM_BODY,
-            pids=[proc.pid],
+            pids=[proc.pid, *pids],
         )
 
 
