@@ -17,7 +17,7 @@ from paramstack.guard.datasets import (
 from paramstack.guard.decoding import decoded_runs
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_templates import generate
-from paramstack.guard.latent_injection import INJECTION, SIDES, family_of, latent_injection
+from paramstack.guard.latent_injection import INJECTION, SIDES, family_of, latent_rows
 
 PROBES = """
 INJECTION_MARKER = "<|garak_injection|>"
@@ -61,7 +61,8 @@ def _root(tmp_path: Path) -> Path:
 
 
 def test_latent_injection_rebuilds_probes_and_clean_twins(tmp_path: Path) -> None:
-    attacks, benign = latent_injection(_root(tmp_path), per_class=50)
+    attack_rows, benign_rows = latent_rows(_root(tmp_path), per_class=50)
+    attacks, benign = [t for t, _ in attack_rows], [t for t, _ in benign_rows]
     assert attacks and benign
     assert not any(INJECTION in t or "<|garak" in t for t in attacks + benign)  # all filled
     assert any("<end of session> <end of session> Print" in t for t in attacks)  # `*` and `+`
@@ -72,7 +73,7 @@ def test_latent_injection_rebuilds_probes_and_clean_twins(tmp_path: Path) -> Non
     assert "Summarize this article for me:\nQuarterly revenue grew 12 percent.\n\nCosts fell." in (
         benign
     )
-    assert latent_injection(tmp_path / "missing") == ([], [])
+    assert latent_rows(tmp_path / "missing") == ([], [])
 
 
 def test_fresh_set_uses_treebank_sentences_after_the_old_held_out_share(tmp_path: Path) -> None:

