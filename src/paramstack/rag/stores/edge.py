@@ -146,6 +146,8 @@ class EdgeStore:
 
     def _evict(self) -> None:
         """Close least recently used idle shards beyond ``max_open`` (caller holds the lock)."""
+        if len(self._open) <= self.max_open:  # the usual case, on every query: nothing to scan
+            return
         idle = [k for k, e in self._open.items() if e.users == 0]
         for key in idle[: max(0, len(self._open) - self.max_open)]:
             entry = self._open.pop(key)
