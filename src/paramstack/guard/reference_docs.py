@@ -36,6 +36,7 @@ REFERENCE = CONFIG_DIR / "injection_reference.yaml"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _BLANK = re.compile(r"\n\s*\n")
 MIN_CHARS, MAX_CHARS = 150, 1200
+PROSE = frozenset({"ref.nutuk", "ref.cloze"})  # running text, no layout
 
 
 def reference_rows(root: Path, *, seed: int = 0, path: Path = REFERENCE) -> list[Prompt]:
