@@ -75,9 +75,11 @@ def summarise(rows: list[Prompt], flags: list[bool]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for lang in sorted({r.lang for r in rows}):
         cells: dict[tuple[str, int], list[bool]] = {}
+        sources: dict[tuple[str, int], list[bool]] = {}
         for row, flag in zip(rows, flags, strict=True):
             if row.lang == lang:
                 cells.setdefault((train_group(row), row.label), []).append(flag)
+                sources.setdefault((row.source, row.label), []).append(flag)
         pos = [f for (_, y), fs in cells.items() if y == 1 for f in fs]
         neg = [f for (_, y), fs in cells.items() if y == 0 for f in fs]
         benign_groups = [sum(fs) / len(fs) for (_, y), fs in cells.items() if y == 0]
@@ -87,9 +89,15 @@ def summarise(rows: list[Prompt], flags: list[bool]) -> dict[str, Any]:
             "fpr_group_mean": round(sum(benign_groups) / max(1, len(benign_groups)), 3),
             "attacks": len(pos),
             "benign": len(neg),
-            "flagged": {
-                f"{g}:{'attack' if y else 'benign'}": [round(sum(fs) / len(fs), 3), len(fs)]
-                for (g, y), fs in sorted(cells.items())
-            },
+            "flagged": _shares(cells),
+            "flagged_by_source": _shares(sources),
         }
     return out
+
+
+def _shares(cells: dict[tuple[str, int], list[bool]]) -> dict[str, list[float]]:
+    """``{"<key>:attack|benign": [flagged share, rows]}``."""
+    return {
+        f"{g}:{'attack' if y else 'benign'}": [round(sum(fs) / len(fs), 3), len(fs)]
+        for (g, y), fs in sorted(cells.items())
+    }
