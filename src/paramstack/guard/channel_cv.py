@@ -5,7 +5,7 @@ becomes the default is decided on training data: each fold's rows (kept together
 template, :attr:`Prompt.fold_key`) are judged by a detector whose two classifiers were fitted
 on the other folds — patterns, decoding layer and both classifiers, exactly as in serving,
 once with ``channels`` off and once on. Each fold's models set their thresholds on an inner
-hold-out (``valid_fraction``) as ``train`` does. Rows judged: the whole-prompt training rows
+hold-out grouped by template, like ``train``'s folds. Rows judged: the whole-prompt training rows
 and the task × document family (which only the document model trains on).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_data import document_rows
-from paramstack.guard.injection_model import InjectionModel, TrainConfig, train
+from paramstack.guard.injection_model import InjectionModel, TrainConfig, _thresholds, train
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,23 @@ class CvConfig:
 
 
 def _fit(rows: list[Prompt], cfg: CvConfig, fpr: float) -> InjectionModel:
+    """Fitted on three quarters of ``rows`` by template; the thresholds come from the other
+    quarter's benign rows. A random hold-out (``train`` without folds) shares templates with
+    the fit, scores them overconfidently and sets the thresholds too low: a first CV run
+    that way flagged 26 % of clean passages in task frames (the trained model's own
+    template-grouped figure: 1.8 %)."""
+    held = [zlib.crc32(f"inner:{r.fold_key}".encode()) % 4 == 0 for r in rows]
+    fit = [r for r, h in zip(rows, held, strict=True) if not h]
     model, _ = train(
-        [r.text for r in rows],
-        [r.label for r in rows],
-        TrainConfig(epochs=cfg.epochs, target_fpr=fpr),
-        [train_group(r) for r in rows],
+        [r.text for r in fit],
+        [r.label for r in fit],
+        TrainConfig(epochs=cfg.epochs, target_fpr=fpr, valid_fraction=0.0),
+        [train_group(r) for r in fit],
     )
+    benign = [r for r, h in zip(rows, held, strict=True) if h and r.label == 0]
+    scores = [model.score(r.text) for r in benign]
+    model.lang_thresholds = _thresholds(scores, [train_group(r) for r in benign], fpr)
+    model.threshold = max(model.lang_thresholds.values(), default=0.5)
     return model
 
 
