@@ -14,7 +14,7 @@ project documents. These passages widen it, all offline and none from an evaluat
 
 Passages are cut to 150–1,200 characters. Which package versions and the SHA-256 of the rows
 are pinned in ``configs/guard/injection_reference.yaml``; a different environment is reported
-(``reference_as_pinned``), not silently trained on.
+(``reference.as_pinned`` in the training summary), not silently trained on.
 """
 
 from __future__ import annotations
