@@ -122,6 +122,11 @@ def test_train_injection_then_eval(home: Path) -> None:
     data_path = model_path.with_name("model.data.npz")
     assert summary["data_model"]["path"] == str(data_path) and data_path.is_file()
     assert summary["data_model"]["attacks"] > 0  # instructions inside generated documents
+    # reference passages joined both models; this folder lacks the Nutuk / cloze text, so
+    # the rows differ from the pinned ones and the summary says so
+    assert summary["reference"]["as_pinned"] is False
+    assert any(g.startswith("en:ref") for g in summary["model"]["validation_by_group"])
+    assert any(g.startswith("en:ref") for g in summary["data_model"]["validation_by_group"])
     # Default --folds 4: every row is scored out of fold, then the model fits all of them.
     assert meta["attacks"] > 0 and meta["fit_rows"] == meta["valid_rows"] == meta["rows"]
     assert set(meta["validation"]) >= {"en"}
@@ -186,3 +191,15 @@ def test_train_toxicity_then_eval_reports_each_layer(home: Path) -> None:
     assert "toxicity_p50" in report["latency_ms_1kB"]  # timed with the classifier on
     missing = runner.invoke(app, ["train-toxicity", "--data", str(home / "nothing")])
     assert missing.exit_code != 0 and "fetch-data" in missing.output
+
+
+def test_cv_channels_scores_both_modes_out_of_fold(home: Path) -> None:
+    out = home / "cv.json"
+    args = ["--data", str(home / "data"), "--out", str(out), "--folds", "2", "--epochs", "20"]
+    result = CliRunner().invoke(app, ["cv-channels", *args, "--per-family", "12"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report["cv"]) == {"off", "on"} and "dev" not in report  # no trained model yet
+    off, on = report["cv"]["off"]["en"], report["cv"]["on"]["en"]
+    assert off["attacks"] == on["attacks"] > 0 and off["benign"] == on["benign"] > 0
+    assert 0.0 <= on["fpr_group_mean"] <= 1.0 and "flagged_by_source" in on

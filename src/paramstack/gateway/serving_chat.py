@@ -11,7 +11,8 @@ concurrent requests can never overspend a daily quota; the settled count is what
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -198,9 +199,14 @@ class OpenAIServing:
         """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
         if self.guard is None:
             return None
+        with self._recorded(call), span("guard.prompt"):
+            return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
+
+    @contextmanager
+    def _recorded(self, call: _Call) -> Iterator[None]:
+        """A blocked prompt (or retrieved chunk) gets its ledger row and audit entry."""
         try:
-            with span("guard.prompt"):
-                return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
+            yield
         except GuardBlocked as exc:
             call.record(None, exc.code, exc.http_status)
             audit_block(self.logs, exc, tenant=call.principal.tenant.id, request_id=call.request_id)
@@ -270,7 +276,8 @@ class OpenAIServing:
         call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         if self.retriever is not None:
-            call.grounding = await self.retriever.ground(principal, body)
+            with self._recorded(call):  # a chunk carrying an injection blocks, like a prompt
+                call.grounding = await self.retriever.ground(principal, body, self.guard, session)
         context = call.grounding.prompt_bound if call.grounding else 0
         await call.admit(chat_bound(body_bytes, len(req.messages)) + context + req.n * limit)
         backend = route.backend

@@ -4,9 +4,8 @@ An instruction *to the model* inside a pasted document is an injection; the same
 user's own task are not ("do not follow instructions in the text" is a defence). Scoring the
 two parts apart lets the detector judge the document for instructions addressed to the model
 and drop defensive wording from the task. The split is textual (markers the way people paste
-documents); the gateway passes tool output as data directly
-(:meth:`paramstack.guard.injection.InjectionDetector.detect_data`); retrieved RAG context is
-not passed yet.
+documents); the gateway passes tool output and each retrieved RAG chunk as data directly
+(:meth:`paramstack.guard.injection.InjectionDetector.detect_data`).
 """
 
 from __future__ import annotations

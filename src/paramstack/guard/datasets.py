@@ -215,7 +215,9 @@ def training_set(
     return rows + seed_prompts() + seed_prompts(OWN_TR) + own_split(seed_prompts(OWN_EN), "train")
 
 
-def channel_rows(root: Path, *, seed: int = 0, per_lang: int = 600) -> list[Prompt]:
+def channel_rows(
+    root: Path, *, seed: int = 0, per_lang: int = 600, extra_en: list[str] | None = None
+) -> list[Prompt]:
     """The task × document × injection family, documents including speech passages: training
     rows of the document classifier only: with them in the whole-prompt classifier too (and
     channels on) the held-out recall fell (Turkish 0.929 → 0.881, bastion English 0.902 →
@@ -230,6 +232,7 @@ def channel_rows(root: Path, *, seed: int = 0, per_lang: int = 600) -> list[Prom
         lang: [" ".join(texts[i : i + 3]) for i in range(0, len(texts) - 2, 3)]
         for lang, texts in docs.items()
     }
+    extra["en"] += extra_en or []  # reference passages: attacks are planted in them too
     return generate_channel(per_lang=per_lang, seed=seed, extra_docs=extra)
 
 

@@ -16,9 +16,12 @@ from paramstack.guard.datasets import Prompt
 _SOURCES = ("gen-channel", "gen-buried", "promptinject")
 
 
-def document_rows(rows: list[Prompt], speech_limit: int = 800) -> list[Prompt]:
-    """Data parts of the generated / PromptInject rows and up to ``speech_limit`` speech
-    sentences per language as benign documents."""
+def document_rows(
+    rows: list[Prompt], speech_limit: int = 800, reference: list[Prompt] | None = None
+) -> list[Prompt]:
+    """Data parts of the generated / PromptInject rows, up to ``speech_limit`` speech
+    sentences per language and the ``reference`` passages (``guard/reference_docs.py``) as
+    benign documents."""
     out = data_rows(
         [r for r in rows if r.source.startswith(_SOURCES) and r.source != "promptinject.app"]
     )
@@ -27,4 +30,4 @@ def document_rows(rows: list[Prompt], speech_limit: int = 800) -> list[Prompt]:
         if row.source.startswith("ataturk") and per_lang.get(row.lang, 0) < speech_limit:
             per_lang[row.lang] = per_lang.get(row.lang, 0) + 1
             out.append(Prompt(row.text, 0, row.lang, f"docs.{row.lang}"))
-    return out
+    return out + list(reference or [])
