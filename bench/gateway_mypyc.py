@@ -81,7 +81,7 @@ COMPILED = [
 BUILD = """
 from mypyc.build import mypycify
 from setuptools import setup
-paths = [f"src/paramstack/{m}.py" for m in {modules!r}]
+paths = [f"src/paramstack/{{m}}.py" for m in {modules!r}]
 setup(name="paramstack-mypyc-bench", ext_modules=mypycify(paths, opt_level="3"),
       package_dir={{"": "src"}}, script_args=["build_ext", "--inplace", "--quiet"])
 """
@@ -94,7 +94,14 @@ def compile_copy(dest: Path) -> tuple[float, float]:
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")  # mypy's settings
     before = os.times()
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-c", BUILD.format(modules=COMPILED)], cwd=dest, check=True)
+    build = subprocess.run(
+        [sys.executable, "-c", BUILD.format(modules=COMPILED)],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:  # mypyc's and gcc's output only when they fail
+        raise SystemExit(f"mypyc build failed:\n{build.stdout[-5000:]}\n{build.stderr[-5000:]}")
     after = os.times()
     cpu = after.children_user + after.children_system
     cpu -= before.children_user + before.children_system
@@ -158,10 +165,11 @@ def main() -> int:
             for name, tree in trees.items():
                 server[name].append(server_cpu(tree, args, Path(tmp) / f"{name}-{i}.json"))
                 app[name].append(app_cpu(tree, args.app_rounds))
+                cpu = " / ".join(f"{v:.3f}" for v in server[name][-1])
+                low, mid = app[name][-1]
                 print(
-                    f"round {i + 1} {name:<8} server CPU ms/request",
-                    server[name][-1],
-                    f"| in-process min / median {app[name][-1]}",
+                    f"round {i + 1} {name:<8} server CPU ms/request {cpu}"
+                    f" | in-process min / median {low:.3f} / {mid:.3f}",
                     flush=True,
                 )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
