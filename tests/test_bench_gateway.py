@@ -103,3 +103,18 @@ def test_two_workers_share_a_private_redis_and_answer_through_the_sdk(tmp_path: 
         listening = psutil.Process(target.pids[1]).net_connections(kind="inet")
         port = next(c.laddr.port for c in listening if c.status == psutil.CONN_LISTEN)
         assert redis.Redis(host="127.0.0.1", port=port).dbsize() > 0  # limiter/quota state
+
+
+def test_mypyc_bench_names_modules_that_exist() -> None:
+    """``bench/gateway_mypyc.py`` compiles a fixed module list: a renamed or removed module
+    must fail here, not three minutes into a mypyc build."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import gateway_mypyc
+
+    src = Path(__file__).resolve().parents[1] / "src" / "paramstack"
+    missing = [m for m in gateway_mypyc.COMPILED if not (src / f"{m}.py").is_file()]
+    assert missing == []
+    assert len(set(gateway_mypyc.COMPILED)) == len(gateway_mypyc.COMPILED)
+    script = gateway_mypyc.BUILD.format(modules=gateway_mypyc.COMPILED)
+    compile(script, "<mypyc build>", "exec")  # the build script is valid Python
+    assert 'f"src/paramstack/{m}.py"' in script and "'gateway/hot_routes'" in script

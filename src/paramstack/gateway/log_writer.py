@@ -98,12 +98,12 @@ class LogWriter:
         self._by_kind: dict[str, int] = {}  # queued rows per kind, guarded by _lock
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="paramstack-logs", daemon=True)
+        self._worker = threading.Thread(target=self._loop, name="paramstack-logs", daemon=True)
         self.written = 0
         self.dropped = 0
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def submit(self, table: type[Base], row: dict[str, Any]) -> None:
         kind = kind_of(table)
@@ -130,8 +130,8 @@ class LogWriter:
     def close(self, timeout_s: float = 60.0) -> None:
         """Stop the thread after it has written everything submitted so far."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        if self._worker.is_alive():
+            self._worker.join(timeout_s)
         self.flush()  # whatever arrived after the thread's last drain (or if it never started)
 
     def flush(self) -> None:
