@@ -110,3 +110,18 @@ def test_adapt_cli_errors(tmp_path: Path) -> None:
     assert isinstance(res.exception, InvalidInput) and "not found" in str(res.exception)
     with pytest.raises(InvalidInput, match="rag adapt"):
         get_embedder(f"own:{tmp_path / 'missing'}")
+
+
+def test_mix_embedder_weights_the_parts_cosines(adapted: tuple[Path, list[float]]) -> None:
+    folder, _ = adapted
+    own = get_embedder(f"own:{folder}")
+    mix = get_embedder(f"mix:1*own:{folder};3*own:{folder}")
+    assert mix.dim == 32 and mix.spec.startswith("mix:")
+    texts = [" ".join(s) for s in TOPICS.values()]
+    p_own, p_mix = own.passages(texts), mix.passages(texts)
+    q_own, q_mix = own.query("Okulda ders var."), mix.query("Okulda ders var.")
+    assert np.allclose(q_mix @ p_mix.T, q_own @ p_own.T, atol=1e-5)  # (1 c + 3 c) / 4 = c
+    assert np.allclose(np.linalg.norm(p_mix, axis=1), 1.0, atol=1e-5)
+    for bad in ("mix:own", "mix:0*use-m3", "mix:x*use-m3", "mix:1*mix:1*use-m3"):
+        with pytest.raises(InvalidInput, match="bad mix part"):
+            get_embedder(bad)
