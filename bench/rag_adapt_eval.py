@@ -28,6 +28,8 @@ import numpy as np
 
 from paramstack.config import Settings
 from paramstack.rag.adapt import AdaptConfig, adapt, read_passages
+from paramstack.rag.embed_cache import CachedEmbedder
+from paramstack.rag.embedders import get_embedder, use_instance
 from paramstack.rag.evaluate import Labelled, evaluate, hybrid_gain, read_queries
 from paramstack.rag.fusion import Fusion
 from paramstack.rag.index import RagIndex
@@ -53,7 +55,7 @@ def _run(
     store = open_store(str(out / "store"))
     try:
         index = RagIndex(store, "eval", "bench")
-        emb = index.embedder(f"own:{out / 'embedder'}")
+        emb = index.embedder(args.spec.format(dir=out / "embedder"))
         t0 = time.perf_counter()
         index.ingest(list(load([str(args.evalset / "corpus.jsonl")])), emb, chunk_size=1200)
         ingest_s = time.perf_counter() - t0
@@ -100,15 +102,23 @@ def main() -> None:
     ap.add_argument("--fusion", default="score")
     ap.add_argument("--dense-weight", type=float, required=True)
     ap.add_argument("--rrf-k", type=int, default=60)
+    ap.add_argument("--spec", default="own:{dir}", help="dense embedder; {dir} = the adapted model")
+    ap.add_argument("--embed-cache", type=Path, help="stored vectors for use-m3 inside a mix")
     ap.add_argument("--only", choices=["crossfit", "transductive"], default=None)
     args = ap.parse_args()
     cfg = load_config(AdaptConfig, args.config, args.overrides)
+    if args.embed_cache is not None:
+        use_instance(CachedEmbedder(get_embedder("use-m3"), args.embed_cache))
     rows = [json.loads(x) for x in (args.evalset / "corpus.jsonl").read_text().splitlines()]
     speeches = sorted({_speech(str(r["id"])) for r in rows})
     half = {s: i % 2 for i, s in enumerate(speeches)}
     queries = read_queries(args.evalset / "queries.jsonl")
     assert read_passages([args.evalset / "corpus.jsonl"])  # the corpus reads as adapt reads it
-    report: dict[str, Any] = {"config": vars(cfg), "fusion": [args.fusion, args.dense_weight]}
+    report: dict[str, Any] = {
+        "config": vars(cfg),
+        "spec": args.spec,
+        "fusion": [args.fusion, args.dense_weight, args.rrf_k],
+    }
     if args.only in (None, "crossfit"):
         parts = []
         for train_half in (0, 1):

@@ -187,6 +187,13 @@ _CACHE: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def use_instance(embedder: Embedder) -> None:
+    """Serve ``embedder.spec`` with this instance in this process (e.g. a cached wrapper, so a
+    ``mix:`` containing that spec reuses its stored vectors)."""
+    with _CACHE_LOCK:
+        _CACHE[embedder.spec] = embedder
+
+
 def get_embedder(spec: str = DEFAULT_SPEC) -> Embedder:
     """The embedder for ``spec``, built once per process (models are large and slow to load)."""
     if spec.startswith("mix:"):  # its parts go through the cache (and its lock) one by one
