@@ -93,6 +93,30 @@ def _pooled(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def latency(folder: Path, evalset: Path) -> None:
+    """Query embedding (p50/p99 wall, p50 CPU) and passage throughput: own model vs use-m3,
+    same process, no cache."""
+    from paramstack.rag.own_embedder import OwnEmbedder
+
+    qs = [q.query for q in read_queries(evalset / "queries.jsonl")][:300]
+    ps = read_passages([evalset / "corpus.jsonl"])[:256]
+    for name, emb in (("own", OwnEmbedder(folder)), ("use-m3", get_embedder("use-m3"))):
+        emb.query(qs[0])
+        wall, cpu = [], []
+        for q in qs:
+            t, c = time.perf_counter(), time.process_time()
+            emb.query(q)
+            wall.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+        c = time.process_time()
+        emb.passages(ps)
+        rate = len(ps) / max(time.process_time() - c, 1e-9)
+        print(
+            f"{name}: query p50 {np.percentile(wall, 50):.3f} ms p99 {np.percentile(wall, 99):.3f}"
+            f" ms (CPU p50 {np.percentile(cpu, 50):.3f} ms); passages {rate:.0f}/s of CPU"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evalset", type=Path, default=Path("var/evalset"))
@@ -100,12 +124,16 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--fusion", default="score")
-    ap.add_argument("--dense-weight", type=float, required=True)
+    ap.add_argument("--dense-weight", type=float, default=0.6)
     ap.add_argument("--rrf-k", type=int, default=60)
     ap.add_argument("--spec", default="own:{dir}", help="dense embedder; {dir} = the adapted model")
     ap.add_argument("--embed-cache", type=Path, help="stored vectors for use-m3 inside a mix")
     ap.add_argument("--only", choices=["crossfit", "transductive"], default=None)
+    ap.add_argument("--latency", type=Path, help="only time this adapted model vs use-m3")
     args = ap.parse_args()
+    if args.latency is not None:
+        latency(args.latency, args.evalset)
+        return
     cfg = load_config(AdaptConfig, args.config, args.overrides)
     if args.embed_cache is not None:
         use_instance(CachedEmbedder(get_embedder("use-m3"), args.embed_cache))
