@@ -55,7 +55,7 @@ class AdaptConfig:
     min_sentence_chars: int = 20
     seed: int = 0
     threads: int = 1
-    mlflow: bool = False
+    mlflow: bool = True
     mlflow_uri: str | None = None
     experiment: str = "rag-adapt"
 
@@ -237,6 +237,7 @@ def adapt(
     import torch
     import torch.nn.functional as F  # noqa: N812
 
+    from paramstack.config import Settings
     from paramstack.ecg.tracking import tracking_run
     from paramstack.train.determinism import torch_run_state
 
@@ -260,7 +261,7 @@ def adapt(
     out.mkdir(parents=True, exist_ok=True)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     loss_value = float("nan")
-    with tracking_run(cfg) as tracking, torch_run_state(cfg.seed, cfg.threads):
+    with tracking_run(cfg, Settings(home=home)) as tracking, torch_run_state(cfg.seed, cfg.threads):
         tracking.log_params(cfg)
         model = _encoder(tok.get_vocab_size(), width, cfg.dim, init)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
