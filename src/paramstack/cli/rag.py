@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paramstack.cli.context import console, print_json, registry_session, settings
+from paramstack.cli.rag_adapt import adapt_cmd
 from paramstack.cli.rag_store import migrate_store_cmd
 
 app = typer.Typer(
@@ -381,3 +382,4 @@ def policy(
 
 
 app.command("migrate-store")(migrate_store_cmd)
+app.command("adapt")(adapt_cmd)

