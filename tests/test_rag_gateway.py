@@ -101,6 +101,21 @@ def test_rag_routes_isolate_tenants_by_every_route(settings: Settings) -> None:
             headers=auth(a),
         )
         assert r.status_code == 409 and r.json()["error"]["code"] == "embedder_mismatch"
+        # an embedder spec is server configuration: the API refuses what the operator did not
+        # list (a URL would receive the embedding key, a path would be loaded from disk)
+        for spec in ("openai:http://attacker.example|m", "own:/etc", "st:/tmp/x",
+                     "mix:1*use-m3;1*own:/etc"):  # fmt: skip
+            r = http.post(
+                "/v1/rag/documents",
+                json={
+                    "documents": [{"id": "x", "text": "y"}],
+                    "embedder": spec,
+                    "collection": "other",
+                },
+                headers=auth(a),
+            )
+            assert r.status_code == 403, spec
+            assert r.json()["error"]["code"] == "embedder_not_allowed", spec
 
 
 def test_only_admin_keys_change_documents_and_jobs_outlive_the_process(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from paramstack.errors import Forbidden, InvalidInput, Unavailable
 from paramstack.gateway.auth import CurrentPrincipal
 from paramstack.gateway.routes.openai import ERRORS
+from paramstack.rag.settings import check_api_embedder
 from paramstack.registry.key_ring import Principal
 
 router = APIRouter(prefix="/v1/rag", tags=["rag"])
@@ -115,6 +116,8 @@ async def ingest(body: IngestBody, request: Request, principal: CurrentPrincipal
     from paramstack.rag.loaders import make_document
 
     require_admin(principal)
+    if body.embedder is not None:
+        check_api_embedder(body.embedder)
     if body.overlap >= body.chunk_size:
         raise InvalidInput("overlap must be smaller than chunk_size", param="overlap")
     rag = rag_state(request)
