@@ -145,7 +145,8 @@ def find_vkn(text: str, folded: str, starts: Starts) -> Iterator[Span]:
 
 def find_iban(text: str, folded: str, starts: Starts) -> Iterator[Span]:
     # Two letters, then the check digits: a digit run starts two characters in.
-    for m in scan(_IBAN, text, (s - 2 for s in starts.run_starts(2))):
+    letters = [s - 2 for s in starts.run_starts(2) if s >= 2 and text[s - 2 : s].isalpha()]
+    for m in scan(_IBAN, text, letters):
         candidate = m.group(0)
         # A trailing word may have been swallowed as a group: shorten until the checksum holds.
         while len(candidate) >= 15:
@@ -166,20 +167,20 @@ def find_card(text: str, folded: str, starts: Starts) -> Iterator[Span]:
 
 
 def find_ssn(text: str, folded: str, starts: Starts) -> Iterator[Span]:
-    for m in scan(_SSN, text, starts.run_starts(3)):
+    for m in scan(_SSN, text, starts.run_starts(3, 3, "- ")):
         yield Span(m.start(), m.end(), "SSN", "pii.ssn")
-    for m in scan(_SSN_BARE, text, starts.run_starts(9)):
+    for m in scan(_SSN_BARE, text, starts.run_starts(9, 9)):
         before = folded[max(0, m.start() - _CONTEXT) : m.start()]
         if "ssn" in before or "social security" in before:
             yield Span(m.start(), m.end(), "SSN", "pii.ssn.context")
 
 
 def find_ip(text: str, folded: str, starts: Starts) -> Iterator[Span]:
-    for m in scan(_IPV4, text, starts.run_starts()):
+    # The first octet is its whole digit run (1-3 digits), then a dot.
+    for m in scan(_IPV4, text, starts.run_starts(1, 3, ".")):
         yield Span(m.start(), m.end(), "IP", "pii.ipv4")
-    colons = starts.chars(":")
-    # The first of at least two ":" comes after at most four hex digits.
-    for m in scan(_IPV6, text, (c - k for c in colons if len(colons) >= 2 for k in range(5))):
+    # At most four hex digits before the first ":", and at most four more to the second.
+    for m in scan(_IPV6, text, (c - k for c in starts.colon_pairs(5) for k in range(5))):
         candidate = m.group(0)
         if candidate.count(":") >= 2 and sum(c.isalnum() for c in candidate) >= 3:
             try:
@@ -208,14 +209,14 @@ def find_phone(text: str, folded: str, starts: Starts) -> Iterator[Span]:
         separated = bool(m.group("s1") or m.group("s2")) or "(" in m.group(0)
         if prefixed or separated or _nearest_word(folded, m.start()) == "phone":
             yield Span(m.start(), m.end(), "PHONE", "pii.phone.tr")
-    for m in scan(_INTL_PHONE, text, [*starts.run_starts(2), *plus]):
+    for m in scan(_INTL_PHONE, text, [*starts.run_starts(3), *plus]):  # "00" + [1-9]
         number = m.group(0).split("x")[0].split("ext")[0]
         digits = _digits(number)
         # "00" + bare digits is as likely a VKN/account number with leading zeros: need more.
         bare_00 = number.startswith("00") and number.isdigit() and len(digits) < 12
         if 8 <= len(digits) <= 15 and not bare_00 and not _inside_longer_number(text, m.start()):
             yield Span(m.start(), m.end(), "PHONE", "pii.phone.intl")
-    for m in scan(_US_PHONE, text, [*starts.run_starts(3), *paren]):
+    for m in scan(_US_PHONE, text, [*starts.run_starts(3, 3, "-."), *paren]):
         yield Span(m.start(), m.end(), "PHONE", "pii.phone.us")
 
 
@@ -239,10 +240,12 @@ def _valid_date(m: re.Match[str]) -> bool:
 
 def _date_starts(folded: str) -> Iterator[int]:
     """Numeric dates start at a digit run; "March 5, 1990" starts 4-11 characters (month,
-    optional dot, space) before its day, a run of one or two digits."""
+    optional dot) before its day, a run of one or two digits after a space that follows a
+    letter or a dot."""
     for start, end in Starts(folded).runs:
         yield start
-        if end - start <= 2:
+        before = folded[max(0, start - 2) : start]
+        if end - start <= 2 and before[-1:] == " " and (before[:1].isalpha() or before == ". "):
             yield from range(start - 11, start - 3)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 
 _DIGIT_RUN = re.compile(r"\d+")
 _LOCAL_TAIL = re.compile(r"[\w.%+-]+\Z")  # an e-mail's local part right before its "@"
@@ -38,8 +39,22 @@ class Starts:
             self._runs = [m.span() for m in _DIGIT_RUN.finditer(self.text)]
         return self._runs
 
-    def run_starts(self, min_len: int = 1) -> list[int]:
-        return [s for s, e in self.runs if e - s >= min_len]
+    def run_starts(
+        self, min_len: int = 1, max_len: int | None = None, then: str | None = None
+    ) -> list[int]:
+        """Starts of the digit runs ``min_len``-``max_len`` long, followed by one of the
+        characters of ``then`` when it is given."""
+        text, top = self.text, max_len if max_len is not None else len(self.text)
+        return [
+            s
+            for s, e in self.runs
+            if min_len <= e - s <= top and (then is None or (e < len(text) and text[e] in then))
+        ]
+
+    def colon_pairs(self, within: int) -> list[int]:
+        """Every ":" followed by another ":" at most ``within`` characters later."""
+        colons = self.chars(":")
+        return [c for c, d in pairwise(colons) if d - c <= within]
 
     def chars(self, char: str) -> list[int]:
         """Every position of ``char`` in the text."""
