@@ -33,7 +33,8 @@ _PIECES = [
     *[str(random.Random(n).randint(0, 10**n)) for n in range(1, 20)],
     *" .-+():@,/x_%",
     *["ext", "ext.", "TR", "DE89", "GB", "a", "Z", "\u0663", "\U0001d7d8", "\n", "  "],
-    *["may", "Mar.", "march", "sept", "september", "ocak", "jan", "dec."],
+    *["may", "Mar.", "march", "sept", "september", "ocak", "jan", "dec.", "xmay", "mayis"],
+    *["1987", "2020", ", ", " 5 ", " 12, ", "31.", "may 5 1999", "Sept. 30, 2001", "4 ocak 1990"],
     *["born ", "dob ", "date of birth", "doğum tarihi", "d. t.", "dogumlu", "birthday"],
     *["ssn ", "social security", "tel ", "phone: ", "vkn ", "+90", "0090", "(212)", "::1"],
     *["user.name", "@example.com", "x@y.co", "dead:beef", "fe80::", "192.168.", "25"],
@@ -103,3 +104,18 @@ def test_email_starts_are_the_local_part_runs() -> None:
     text = "to: ali.veli@x.com, " + "a" * 70 + "@x.com and @x.com"
     assert Starts(text).email_starts() == [4]  # too long a local part, and none at all
     assert Starts("é+x@y.co").email_starts() == [0]
+
+
+def test_fold_keeps_the_digit_runs() -> None:
+    """The date finder scans the fold but takes its digit runs from the text: ``fold`` must
+    keep the length and map digits to digits and non-digits to non-digits."""
+    every = "".join(chr(cp) for cp in range(0x110000))
+    folded = fold(every)
+    assert len(folded) == len(every)
+    digit = re.compile(r"\d")
+    changed = [
+        hex(i)
+        for i, (a, b) in enumerate(zip(every, folded, strict=True))
+        if bool(digit.match(a)) != bool(digit.match(b))
+    ]
+    assert changed == []

@@ -103,6 +103,8 @@ _DOB_AFTER = re.compile(
     r"|^[^.!?\n]{0,24}?\b(?:dogum tarih\w*|dogum gunu|date of birth|birth ?date|dob)\b"
 )
 _AFTER_WINDOW = 48
+_MONTH_SET = frozenset(_MONTHS.split("|"))
+_MONTH_SIZES = sorted({len(m) for m in _MONTH_SET})
 _BIRTH_BEFORE = required_literals(_DOB_BEFORE)
 _BIRTH_AFTER = required_literals(_DOB_AFTER)
 _MONTH_NUM = {m: i % 12 + 1 for i, m in enumerate(_MONTHS.split("|")[:24])}
@@ -238,22 +240,26 @@ def _valid_date(m: re.Match[str]) -> bool:
     return year <= date.today().year  # nobody was born in the future
 
 
-def _date_starts(folded: str) -> Iterator[int]:
-    """Numeric dates start at a digit run; "March 5, 1990" starts 4-11 characters (month,
-    optional dot) before its day, a run of one or two digits after a space that follows a
-    letter or a dot."""
-    for start, end in Starts(folded).runs:
+def _date_starts(folded: str, runs: list[tuple[int, int]]) -> Iterator[int]:
+    """Numeric dates start at a digit run; "March 5, 1990" starts at a month name that ends
+    right before an optional dot and the space before its day (a run of one or two digits).
+    ``runs``: the digit runs of the text, which are those of its fold (``fold`` keeps the
+    length and never turns a digit into a non-digit or back: a test checks every code point)."""
+    for start, end in runs:
         yield start
-        before = folded[max(0, start - 2) : start]
-        if end - start <= 2 and before[-1:] == " " and (before[:1].isalpha() or before == ". "):
-            yield from range(start - 11, start - 3)
+        if end - start > 2 or start < 2 or folded[start - 1] != " ":
+            continue
+        last = start - 3 if folded[start - 2] == "." else start - 2  # the month's last letter
+        for size in _MONTH_SIZES:
+            if folded[last + 1 - size : last + 1] in _MONTH_SET:
+                yield last + 1 - size
 
 
 def find_dob(text: str, folded: str, starts: Starts) -> Iterator[Span]:
     """Dates count as personal data only next to a birth word (``doğum tarihi``, ``born``)."""
     if not (may_match(_BIRTH_BEFORE, folded) or may_match(_BIRTH_AFTER, folded)):
         return  # no birth word anywhere: no date can count
-    for m in scan(_DATE, folded, _date_starts(folded)):
+    for m in scan(_DATE, folded, _date_starts(folded, starts.runs)):
         before = folded[max(0, m.start() - _CONTEXT) : m.start()]
         after = folded[m.end() : m.end() + _AFTER_WINDOW]
         if (_DOB_BEFORE.search(before) or _DOB_AFTER.search(after)) and _valid_date(m):
