@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import codecs
+import random
 
 import pytest
 
+from paramstack.guard import decoding
 from paramstack.guard.decoding import ciphered, decoded_runs, readable
 from paramstack.guard.injection import InjectionDetector
 
@@ -78,3 +80,39 @@ def test_readable_rejects_noise_and_short_strings() -> None:
     assert not readable("\x01\x02\x03 abc \x04\x05\x06\x07\x08")
     assert not readable("hi")
     assert not readable("x9$#@!%^&*()_+{}|:<>?" * 2)
+
+
+def _decoding_texts() -> list[str]:
+    from paramstack.guard.datasets import CONFIG_DIR, seed_prompts
+
+    texts = [
+        f"{pre}{v}{post}"
+        for v in ENCODED.values()
+        for pre in ("", "a ", "x\t")
+        for post in ("", " b", "\u2028c")
+    ]
+    for name in ("injection_seed", "injection_en", "injection_tr", "injection_fresh"):
+        texts += [row.text for row in seed_prompts(CONFIG_DIR / f"{name}.yaml")]
+    rng = random.Random(9)
+    pool = [*"Aa0189+/_-=~<>\\ \t\n\u2028\u3000", "\\u0041", "<~", "~>", *ENCODED.values()]
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    return texts
+
+
+def test_run_shortcuts_find_exactly_what_finditer_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token-bounded and literal-gated searches give the same matches and decoded texts as
+    ``finditer`` over the whole text, on every injection prompt and random encoded texts."""
+    texts = _decoding_texts()
+
+    def matches(text: str) -> list[list[str]]:
+        tokens = text.split()
+        return [[m.group(0) for m in decoding._matches(r, text, tokens)] for r, _ in decoding._RUNS]
+
+    fast = [(matches(t), list(decoded_runs(t))) for t in texts]
+    monkeypatch.setattr(decoding, "TOKEN_BOUND", {})
+    monkeypatch.setattr(decoding, "NEEDS", {})
+    slow = [(matches(t), list(decoded_runs(t))) for t in texts]
+    assert fast == slow
+    assert sum(len(runs) for _, runs in slow) > 500  # the texts decode to something
+    for regex, _ in decoding._RUNS:  # and each regex found runs to compare
+        assert any(m[[r for r, _ in decoding._RUNS].index(regex)] for m, _ in slow)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from paramstack.guard.pii_patterns import FINDERS, Span
+from paramstack.guard.pii_starts import Starts
 from paramstack.guard.textnorm import fold
 
 ENTITIES: tuple[str, ...] = tuple(FINDERS)
@@ -48,10 +49,10 @@ class PatternRecognizer:
     def analyze(self, text: str) -> list[Span]:
         if NEEDED.search(text) is None:
             return []
-        folded = fold(text)
+        folded, starts = fold(text), Starts(text)
         spans: list[Span] = []
         for finder in self._finders:
-            spans.extend(finder(text, folded))
+            spans.extend(finder(text, folded, starts))
         return spans
 
 

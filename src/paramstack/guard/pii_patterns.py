@@ -21,6 +21,9 @@ from stdnum import luhn as _luhn
 from stdnum.tr import tckimlik as _tckn
 from stdnum.tr import vkn as _vkn
 
+from paramstack.guard.pii_starts import Starts, scan
+from paramstack.guard.regex_prefilter import may_match, required_literals
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -33,7 +36,11 @@ class Span:
     score: float = 1.0
 
 
-Finder = Callable[[str, str], Iterator[Span]]
+# (text, its fold, the text's candidate start positions) -> spans. Each finder scans only
+# where its pattern can start (:mod:`paramstack.guard.pii_starts`); the comment above each
+# ``scan`` says why those candidates include every possible start. The digit-led patterns all
+# forbid a digit right before their start (lookbehind), so they start at a digit run's start.
+Finder = Callable[[str, str, Starts], Iterator[Span]]
 
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])"
@@ -96,6 +103,10 @@ _DOB_AFTER = re.compile(
     r"|^[^.!?\n]{0,24}?\b(?:dogum tarih\w*|dogum gunu|date of birth|birth ?date|dob)\b"
 )
 _AFTER_WINDOW = 48
+_MONTH_SET = frozenset(_MONTHS.split("|"))
+_MONTH_SIZES = sorted({len(m) for m in _MONTH_SET})
+_BIRTH_BEFORE = required_literals(_DOB_BEFORE)
+_BIRTH_AFTER = required_literals(_DOB_AFTER)
 _MONTH_NUM = {m: i % 12 + 1 for i, m in enumerate(_MONTHS.split("|")[:24])}
 _MONTH_NUM.update({m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr"])})
 _MONTH_NUM.update(
@@ -117,25 +128,27 @@ def _nearest_word(folded: str, start: int) -> str | None:
     return last
 
 
-def find_email(text: str, folded: str) -> Iterator[Span]:
-    for m in _EMAIL.finditer(text):
+def find_email(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    for m in scan(_EMAIL, text, starts.email_starts()):
         yield Span(m.start(), m.end(), "EMAIL", "pii.email")
 
 
-def find_tckn(text: str, folded: str) -> Iterator[Span]:
-    for m in _TCKN.finditer(text):
+def find_tckn(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    for m in scan(_TCKN, text, starts.run_starts(11)):
         if _tckn.is_valid(m.group(0)):
             yield Span(m.start(), m.end(), "TCKN", "pii.tckn")
 
 
-def find_vkn(text: str, folded: str) -> Iterator[Span]:
-    for m in _VKN.finditer(text):
+def find_vkn(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    for m in scan(_VKN, text, starts.run_starts(10)):
         if _vkn.is_valid(m.group(0)):
             yield Span(m.start(), m.end(), "VKN", "pii.vkn", 0.9)
 
 
-def find_iban(text: str, folded: str) -> Iterator[Span]:
-    for m in _IBAN.finditer(text):
+def find_iban(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    # Two letters, then the check digits: a digit run starts two characters in.
+    letters = [s - 2 for s in starts.run_starts(2) if s >= 2 and text[s - 2 : s].isalpha()]
+    for m in scan(_IBAN, text, letters):
         candidate = m.group(0)
         # A trailing word may have been swallowed as a group: shorten until the checksum holds.
         while len(candidate) >= 15:
@@ -145,8 +158,8 @@ def find_iban(text: str, folded: str) -> Iterator[Span]:
             candidate = candidate[: candidate.rfind(" ")] if " " in candidate else candidate[:-1]
 
 
-def find_card(text: str, folded: str) -> Iterator[Span]:
-    for m in _CARD.finditer(text):
+def find_card(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    for m in scan(_CARD, text, starts.run_starts(4)):
         digits = _digits(m.group(0))
         # 12 digits only for Maestro ranges (50, 56-69); others are 13-19 digits long.
         maestro = len(digits) == 12 and digits[:2] in _MAESTRO
@@ -155,19 +168,21 @@ def find_card(text: str, folded: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "CARD", "pii.card")
 
 
-def find_ssn(text: str, folded: str) -> Iterator[Span]:
-    for m in _SSN.finditer(text):
+def find_ssn(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    for m in scan(_SSN, text, starts.run_starts(3, 3, "- ")):
         yield Span(m.start(), m.end(), "SSN", "pii.ssn")
-    for m in _SSN_BARE.finditer(text):
+    for m in scan(_SSN_BARE, text, starts.run_starts(9, 9)):
         before = folded[max(0, m.start() - _CONTEXT) : m.start()]
         if "ssn" in before or "social security" in before:
             yield Span(m.start(), m.end(), "SSN", "pii.ssn.context")
 
 
-def find_ip(text: str, folded: str) -> Iterator[Span]:
-    for m in _IPV4.finditer(text):
+def find_ip(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    # The first octet is its whole digit run (1-3 digits), then a dot.
+    for m in scan(_IPV4, text, starts.run_starts(1, 3, ".")):
         yield Span(m.start(), m.end(), "IP", "pii.ipv4")
-    for m in _IPV6.finditer(text):
+    # At most four hex digits before the first ":", and at most four more to the second.
+    for m in scan(_IPV6, text, (c - k for c in starts.colon_pairs(5) for k in range(5))):
         candidate = m.group(0)
         if candidate.count(":") >= 2 and sum(c.isalnum() for c in candidate) >= 3:
             try:
@@ -183,8 +198,11 @@ def _inside_longer_number(text: str, start: int) -> bool:
     return start >= 2 and text[start - 1] in " .-" and text[start - 2].isdigit()
 
 
-def find_phone(text: str, folded: str) -> Iterator[Span]:
-    for m in _TR_PHONE.finditer(text):
+def find_phone(text: str, folded: str, starts: Starts) -> Iterator[Span]:
+    plus, paren = starts.chars("+"), starts.chars("(")
+    # Turkish: "+" / "00" / "90", "(" or "0" (trunk, maybe a run of one: "0 532 …"), "(" or
+    # a digit (area code).
+    for m in scan(_TR_PHONE, text, [*starts.run_starts(), *plus, *paren]):
         if not _VALID_AREA.fullmatch(m.group("area")) or _IPV4.fullmatch(m.group(0)):
             continue  # "216.247.69.89" is an address, not a number in Izmir
         if _inside_longer_number(text, m.start()):
@@ -193,14 +211,14 @@ def find_phone(text: str, folded: str) -> Iterator[Span]:
         separated = bool(m.group("s1") or m.group("s2")) or "(" in m.group(0)
         if prefixed or separated or _nearest_word(folded, m.start()) == "phone":
             yield Span(m.start(), m.end(), "PHONE", "pii.phone.tr")
-    for m in _INTL_PHONE.finditer(text):
+    for m in scan(_INTL_PHONE, text, [*starts.run_starts(3), *plus]):  # "00" + [1-9]
         number = m.group(0).split("x")[0].split("ext")[0]
         digits = _digits(number)
         # "00" + bare digits is as likely a VKN/account number with leading zeros: need more.
         bare_00 = number.startswith("00") and number.isdigit() and len(digits) < 12
         if 8 <= len(digits) <= 15 and not bare_00 and not _inside_longer_number(text, m.start()):
             yield Span(m.start(), m.end(), "PHONE", "pii.phone.intl")
-    for m in _US_PHONE.finditer(text):
+    for m in scan(_US_PHONE, text, [*starts.run_starts(3, 3, "-."), *paren]):
         yield Span(m.start(), m.end(), "PHONE", "pii.phone.us")
 
 
@@ -222,9 +240,26 @@ def _valid_date(m: re.Match[str]) -> bool:
     return year <= date.today().year  # nobody was born in the future
 
 
-def find_dob(text: str, folded: str) -> Iterator[Span]:
+def _date_starts(folded: str, runs: list[tuple[int, int]]) -> Iterator[int]:
+    """Numeric dates start at a digit run; "March 5, 1990" starts at a month name that ends
+    right before an optional dot and the space before its day (a run of one or two digits).
+    ``runs``: the digit runs of the text, which are those of its fold (``fold`` keeps the
+    length and never turns a digit into a non-digit or back: a test checks every code point)."""
+    for start, end in runs:
+        yield start
+        if end - start > 2 or start < 2 or folded[start - 1] != " ":
+            continue
+        last = start - 3 if folded[start - 2] == "." else start - 2  # the month's last letter
+        for size in _MONTH_SIZES:
+            if folded[last + 1 - size : last + 1] in _MONTH_SET:
+                yield last + 1 - size
+
+
+def find_dob(text: str, folded: str, starts: Starts) -> Iterator[Span]:
     """Dates count as personal data only next to a birth word (``doğum tarihi``, ``born``)."""
-    for m in _DATE.finditer(folded):
+    if not (may_match(_BIRTH_BEFORE, folded) or may_match(_BIRTH_AFTER, folded)):
+        return  # no birth word anywhere: no date can count
+    for m in scan(_DATE, folded, _date_starts(folded, starts.runs)):
         before = folded[max(0, m.start() - _CONTEXT) : m.start()]
         after = folded[m.end() : m.end() + _AFTER_WINDOW]
         if (_DOB_BEFORE.search(before) or _DOB_AFTER.search(after)) and _valid_date(m):

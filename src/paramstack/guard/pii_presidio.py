@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from paramstack.guard.pii_patterns import FINDERS, Span
+from paramstack.guard.pii_starts import Starts
 from paramstack.guard.textnorm import fold
 
 # Presidio entity -> ours. DATE_TIME is any date, so as DOB it is measured generously.
@@ -145,7 +146,7 @@ def paramstack_recognizers(
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
             return [
                 RecognizerResult(s.entity, s.start, s.end, s.score)
-                for s in self._finder(text, fold(text))
+                for s in self._finder(text, fold(text), Starts(text))
             ]
 
     return [_Finder(entity) for entity in entities]

@@ -249,7 +249,7 @@ def guess_lang(text: str) -> str:
     Only picks which calibrated injection threshold applies, so a cheap guess is enough; the
     letters ğ/ı/İ/ş never occur in English and common function words settle ASCII-only Turkish.
     """
-    if any(c in _TR_LETTERS for c in text):
+    if not _TR_LETTERS.isdisjoint(text):  # in C: a Python loop per character cost ~0.1 ms/kB
         return "tr"
     words = fold(text[:2000]).split()
     return "tr" if sum(w.strip(".,;:!?") in _TR_WORDS for w in words) >= 2 else "en"
