@@ -30,12 +30,16 @@ from paramstack.gateway.complexity import ComplexityClassifier, ComplexityConfig
 from paramstack.gateway.llm_router import RouterTable, sticky_pick
 from paramstack.gateway.model_table import ModelSpec, ModelTable
 from paramstack.gateway.router_spec import RouterSpec
+from paramstack.rag.index import RagIndex
+from paramstack.rag.settings import store_url
+from paramstack.rag.stores.protocol import open_store
 from paramstack.store.tenant_tables import UsageRecord
 from tests.conftest import LiveServer, free_port, run_server
 from tests.fake_anthropic import API_KEY, Anthropic, run_anthropic
 from tests.fake_anthropic import WORDS as CLAUDE_WORDS
 from tests.fake_upstream import WORDS as LOCAL_WORDS
 from tests.fake_upstream import Upstream, run_upstream
+from tests.rag_support import HOSPITAL_A, documents
 from tests.test_anthropic_upstream import KEY_ENV, anthropic_models, create_tenant
 from tests.test_complexity import LEGAL_TR
 from tests.test_openai_gateway import ledger
@@ -380,3 +384,25 @@ def test_the_shipped_hybrid_example_loads(monkeypatch: pytest.MonkeyPatch) -> No
         assert router.classifier.config.thresholds.complex == 50
     finally:
         asyncio.run(table.aclose())
+
+
+def test_a_routed_model_answers_with_retrieval_and_citations(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(store_url(settings.home))
+    RagIndex(store, "acme").ingest(documents(HOSPITAL_A))
+    store.close()
+    with open_gateway(settings, tmp_path, monkeypatch) as gw:
+        client = gw.client()
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=[{"role": "user", "content": "Kalp krizinde aspirin?"}],
+            max_tokens=3,
+            extra_body={"rag": {"enabled": True}},
+        )
+        body = raw.http_response.json()
+        assert body["model"] == "local"  # a short question stays simple with the context added
+        assert body["rag"]["citations"][0]["doc_id"] == "kalp.md"
+        assert any("ASPİRİN" in text and "[1]" in text for text in gw.local.seen)
+    (row,) = ledger(settings)
+    assert routing(row)["band"] == "simple" and row.status == "ok"

@@ -172,7 +172,11 @@ class HybridRouter:
             band = "forced" if hint else complexity.band
             self.metrics.route_decisions.labels(self.name, band, chain[0].name).inc()
         session = serving._guard_prompt(call, body)
-        await call.admit(chat_bound(body_bytes, len(req.messages)) + req.n * max(limits.values()))
+        # retrieval after the decision: the score reads the client's messages, so retrieved
+        # context never moves a request to a costlier model by itself
+        context = await serving._ground(call, body, session)
+        bound = chat_bound(body_bytes, len(req.messages)) + context
+        await call.admit(bound + req.n * max(limits.values()))
 
         def attempt_body(route: ModelRoute) -> dict[str, Any]:
             out = {**body, "model": route.upstream_model}

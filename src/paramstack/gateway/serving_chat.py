@@ -202,6 +202,15 @@ class OpenAIServing:
         with self._recorded(call), span("guard.prompt"):
             return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
 
+    async def _ground(self, call: _Call, body: dict[str, Any], session: MaskSession | None) -> int:
+        """Retrieval (RAG) into ``body``; returns the context's bytes for the reservation."""
+        if self.retriever is not None:
+            with self._recorded(call):  # a chunk carrying an injection blocks, like a prompt
+                call.grounding = await self.retriever.ground(
+                    call.principal, body, self.guard, session
+                )
+        return call.grounding.prompt_bound if call.grounding else 0
+
     @contextmanager
     def _recorded(self, call: _Call) -> Iterator[None]:
         """A blocked prompt (or retrieved chunk) gets its ledger row and audit entry."""
@@ -275,10 +284,7 @@ class OpenAIServing:
         body["model"] = route.upstream_model
         call = _Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
-        if self.retriever is not None:
-            with self._recorded(call):  # a chunk carrying an injection blocks, like a prompt
-                call.grounding = await self.retriever.ground(principal, body, self.guard, session)
-        context = call.grounding.prompt_bound if call.grounding else 0
+        context = await self._ground(call, body, session)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + context + req.n * limit)
         backend = route.backend
         stream = backend.stream_chat if req.stream else None
