@@ -101,7 +101,11 @@ def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
 
 
 def run_variant(
-    raw: list[dict[str, Any]], variant: str, seed: int, overrides: list[str]
+    raw: list[dict[str, Any]],
+    variant: str,
+    seed: int,
+    overrides: list[str],
+    save: Path | None = None,
 ) -> dict[str, Any]:
     data = variant_beats(raw, variant)
     train_module.RR_FEATURES = tuple(f"rr{i}" for i in range(data.rr.shape[1]))
@@ -125,6 +129,10 @@ def run_variant(
                     config, data.select(~held), "resnet1d", checkpoint_path=Path(tmp) / f"{i}.pt"
                 )
                 logits[held] = _log_probabilities(member, data.select(held))
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        np.savez(save / f"{variant.replace(':', '_')}-seed{seed}.npz", logits=logits,
+                 labels=data.labels)  # fmt: skip
     bias, objective = choose_bias(logits, data.labels)
     after = class_figures(data.labels, (logits + bias).argmax(1))
     return {"variant": variant, "objective": objective, "cpu_s": time.process_time() - started,
@@ -136,13 +144,14 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", help="centred:K | causal:N, optionally +rr")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="config key=value")
+    parser.add_argument("--save-logits", type=Path, help="write each variant's OOF logits here")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
     raw = _raw(args.db, 180.0, 64, 80)
     print("| variant | objective | S Se / +P | V Se / +P | CPU s |")
     print("| --- | --- | --- | --- | --- |")
     for variant in args.variants:
-        r = run_variant(raw, variant, args.seed, args.set)
+        r = run_variant(raw, variant, args.seed, args.set, args.save_logits)
         print(f"| {variant} | {r['objective']:.2f} | {r['S_se']:.1f} / {r['S_ppv']:.1f} | "
               f"{r['V_se']:.1f} / {r['V_ppv']:.1f} | {r['cpu_s']:.0f} |", flush=True)  # fmt: skip
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F  # noqa: N812 - torch's conventional alias
 from paramstack.config import Settings
 from paramstack.ecg.beats import (
     BEAT_CHANNEL_NAMES,
+    BEAT_FEATURES,
     RR_FEATURES,
     TEMPLATE_BEATS,
     BeatSet,
@@ -132,12 +133,16 @@ def _loss(
 
 def new_model(config: EcgTrainConfig, arch: str | None = None) -> BeatClassifier:
     """The config's model, or one ``arch`` member of it (members take no arch_kwargs)."""
+    kwargs = {} if arch else dict(config.arch_kwargs)
+    if not arch and config.feature_model_weight:
+        inputs = BEAT_FEATURES if config.feature_model_inputs == "rr+morphology" else RR_FEATURES
+        kwargs["feature_model"] = len(inputs)
     return build_model(
         arch or config.arch,
         window=config.before + config.after,
         n_rr=len(RR_FEATURES),
         n_classes=len(LABEL_SCHEMES[config.labels]),
-        **({} if arch else config.arch_kwargs),
+        **kwargs,
     )
 
 
@@ -280,6 +285,12 @@ def train_ecg(
     return trained
 
 
+def _columns_read(model: BeatClassifier) -> int:
+    if isinstance(model, BeatEnsemble) and model.features is not None:
+        return max(model.n_rr, model.features.n_features)
+    return model.n_rr
+
+
 def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
     """What anyone (the gateway included) needs to feed the model: rate, window, layout."""
     window = config.before + config.after
@@ -290,7 +301,8 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
         "beat_channels": list(BEAT_CHANNEL_NAMES),
         "class_labels": list(LABEL_SCHEMES[config.labels]),
         "label_scheme": config.labels,
-        "rr_features": list(RR_FEATURES),
+        # The scalar input columns the model reads (exported graphs take exactly these).
+        "rr_features": list(BEAT_FEATURES[: _columns_read(model)]),
         "rr_normalisation": {
             "applied_inside_model": True,
             "mean": [float(v) for v in model.rr_mean],
