@@ -29,9 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ecg_inputs_cv import ROOT, _raw
 from paramstack.ecg.beats import rr_features, running_template
 from paramstack.ecg.calibrate import choose_bias, class_figures, record_folds
-from paramstack.ecg.morphology import morphology_features
+from paramstack.ecg.morphology import P_WAVE_FEATURES, morphology_features
 
 N_CLASSES = 5
+# Column sets: the nine RR features; RR + every morphology feature; RR + the P-wave ones.
+INPUTS: dict[str, Any] = {
+    "rr": slice(0, 9),
+    "rr+morphology": slice(None),
+    "rr+p": slice(0, 9 + P_WAVE_FEATURES),
+}
 Logits = npt.NDArray[np.float32]
 
 
@@ -68,7 +74,7 @@ def _model(kind: str) -> Any:
     raise SystemExit(f"unknown model {kind!r}")
 
 
-def out_of_fold(kind: str, data: dict[str, Any], columns: slice) -> Logits:
+def out_of_fold(kind: str, data: dict[str, Any], columns: Any) -> Logits:
     folds = record_folds(
         SimpleNamespace(labels=data["labels"], record=data["record"], record_names=data["names"]),
         3,
@@ -93,6 +99,7 @@ def main() -> None:
     parser.add_argument("--models", default="logistic,logistic_balanced,hgb")
     parser.add_argument("--cnn", type=Path, help="OOF logits npz from ecg_inputs_cv.py")
     parser.add_argument("--weights", default="0.25,0.5,1,2")
+    parser.add_argument("--inputs", default="rr,rr+morphology", help=", ".join(INPUTS))
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
     data = features(_raw(args.db, 180.0, 64, 80), 180.0, 64)
@@ -108,7 +115,8 @@ def main() -> None:
     if cnn is not None:
         print(row("CNN alone", cnn, labels, 0), flush=True)
     for kind in args.models.split(","):
-        for cols, tag in ((slice(0, 9), "RR only"), (slice(None), "RR + morphology")):
+        for tag in args.inputs.split(","):
+            cols = INPUTS[tag]
             started = time.process_time()
             logits = out_of_fold(kind, data, cols)
             print(row(f"{kind}, {tag}", logits, labels, time.process_time() - started))

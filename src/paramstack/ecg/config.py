@@ -15,7 +15,7 @@ import yaml
 from paramstack.errors import InvalidInput
 
 CLASS_WEIGHTINGS = ("none", "inverse", "inverse_sqrt")
-FEATURE_MODEL_INPUTS = ("rr", "rr+morphology")
+FEATURE_MODEL_INPUTS = ("rr", "rr+p", "rr+morphology")  # RR, + P-wave features, + all
 
 
 @dataclass
@@ -58,7 +58,7 @@ class EcgTrainConfig:
     # > 0: an ensemble adds this times the log-odds of a logistic regression on the RR and
     # morphology features (ecg.feature_model), fitted per fold for the out-of-fold bias.
     feature_model_weight: float = 0.0
-    feature_model_inputs: str = "rr"  # rr (the nine RR features) | rr+morphology
+    feature_model_inputs: str = "rr"  # rr (nine RR features) | rr+p (+ P wave) | rr+morphology
     seed: int = 0
     num_threads: int = 2
     out_dir: str | None = None  # default <home>/build/ecg-<arch>

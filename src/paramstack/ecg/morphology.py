@@ -16,19 +16,21 @@ import numpy.typing as npt
 Array = npt.NDArray[np.float64]
 
 MORPHOLOGY_FEATURES: tuple[str, ...] = (
+    # P-wave descriptors first, so "RR + P wave" is a prefix of beats.BEAT_FEATURES
+    "p_corr",
+    "p_energy_over_template",
+    "p_energy_over_qrs",
+    "p_deviation",
     "qrs_width_s",
     "qrs_width_over_template",
     "qrs_corr",
-    "p_corr",
     "t_corr",
     "qrs_amplitude_over_template",
     "qrs_area_over_template",
-    "p_energy_over_template",
-    "p_energy_over_qrs",
     "qrs_deviation",
-    "p_deviation",
     "t_deviation",
 )
+P_WAVE_FEATURES = 4  # the first four
 # Regions relative to the R peak, seconds: the P wave sits 80-300 ms before R (a premature
 # one earlier, inside the previous T wave), the QRS within about ±80 ms, ST-T after it.
 P_REGION = (-0.30, -0.08)
@@ -87,21 +89,21 @@ def morphology_features(
     def deviation(region: slice) -> Array:
         return np.asarray(np.sqrt((diff[:, region] ** 2).mean(axis=1)) / amp_tpl)
 
-    features = np.stack(
-        [
-            width,
-            width / np.maximum(width_tpl, 1.0 / fs),
-            _corr(w[:, qrs], tpl[:, qrs]),
-            _corr(w[:, p], tpl[:, p]),
-            _corr(w[:, t], tpl[:, t]),
-            np.ptp(w[:, qrs], axis=1) / amp_tpl,
-            np.clip(area / (np.abs(area_tpl) + 0.05 * amp_tpl * (qrs.stop - qrs.start)), -5, 5),
-            p_std / (p_std_tpl + 0.01 * amp_tpl),
-            p_std / (np.ptp(w[:, qrs], axis=1) + 1e-6),
-            deviation(qrs),
-            deviation(p),
-            deviation(t),
-        ],
-        axis=1,
-    )
+    columns = {
+        "p_corr": _corr(w[:, p], tpl[:, p]),
+        "p_energy_over_template": p_std / (p_std_tpl + 0.01 * amp_tpl),
+        "p_energy_over_qrs": p_std / (np.ptp(w[:, qrs], axis=1) + 1e-6),
+        "p_deviation": deviation(p),
+        "qrs_width_s": width,
+        "qrs_width_over_template": width / np.maximum(width_tpl, 1.0 / fs),
+        "qrs_corr": _corr(w[:, qrs], tpl[:, qrs]),
+        "t_corr": _corr(w[:, t], tpl[:, t]),
+        "qrs_amplitude_over_template": np.ptp(w[:, qrs], axis=1) / amp_tpl,
+        "qrs_area_over_template": np.clip(
+            area / (np.abs(area_tpl) + 0.05 * amp_tpl * (qrs.stop - qrs.start)), -5, 5
+        ),
+        "qrs_deviation": deviation(qrs),
+        "t_deviation": deviation(t),
+    }
+    features = np.stack([columns[name] for name in MORPHOLOGY_FEATURES], axis=1)
     return np.asarray(np.nan_to_num(features), dtype=np.float32)

@@ -34,6 +34,7 @@ from paramstack.ecg.beats import (
 from paramstack.ecg.config import EcgTrainConfig
 from paramstack.ecg.dataset import data_fingerprint, load_beats
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble, build_model
+from paramstack.ecg.morphology import MORPHOLOGY_FEATURES, P_WAVE_FEATURES
 from paramstack.ecg.records import LABEL_SCHEMES, intra_patient_split, split_records
 from paramstack.ecg.tracking import tracking_run
 from paramstack.errors import InvalidInput
@@ -135,8 +136,7 @@ def new_model(config: EcgTrainConfig, arch: str | None = None) -> BeatClassifier
     """The config's model, or one ``arch`` member of it (members take no arch_kwargs)."""
     kwargs = {} if arch else dict(config.arch_kwargs)
     if not arch and config.feature_model_weight:
-        inputs = BEAT_FEATURES if config.feature_model_inputs == "rr+morphology" else RR_FEATURES
-        kwargs["feature_model"] = len(inputs)
+        kwargs["feature_model"] = feature_model_columns(config.feature_model_inputs)
     return build_model(
         arch or config.arch,
         window=config.before + config.after,
@@ -144,6 +144,12 @@ def new_model(config: EcgTrainConfig, arch: str | None = None) -> BeatClassifier
         n_classes=len(LABEL_SCHEMES[config.labels]),
         **kwargs,
     )
+
+
+def feature_model_columns(inputs: str) -> int:
+    """How many leading BEAT_FEATURES columns the feature model reads."""
+    extra = {"rr": 0, "rr+p": P_WAVE_FEATURES, "rr+morphology": len(MORPHOLOGY_FEATURES)}
+    return len(RR_FEATURES) + extra[inputs]
 
 
 def _save_atomically(state: dict[str, Any], path: Path) -> None:
@@ -157,7 +163,16 @@ def _load_checkpoint(path: Path, config: EcgTrainConfig) -> dict[str, Any] | Non
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, weights_only=False)
-    return state if state.get("config") == dataclasses.asdict(config) else None
+    return state if _member_settings(state.get("config")) == _member_settings(config) else None
+
+
+def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The settings a CNN member's training depends on: the feature model is fitted after
+    the members, so changing it resumes from their checkpoints instead of retraining."""
+    if config is None:
+        return None
+    settings = dataclasses.asdict(config) if isinstance(config, EcgTrainConfig) else config
+    return {k: v for k, v in settings.items() if not k.startswith("feature_model_")}
 
 
 def fit_model(
