@@ -100,9 +100,10 @@ def main() -> None:
     parser.add_argument("--cnn", type=Path, help="OOF logits npz from ecg_inputs_cv.py")
     parser.add_argument("--weights", default="0.25,0.5,1,2")
     parser.add_argument("--inputs", default="rr,rr+morphology", help=", ".join(INPUTS))
+    parser.add_argument("--before", type=int, default=64, help="samples before R (as --cnn's)")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
-    data = features(_raw(args.db, 180.0, 64, 80), 180.0, 64)
+    data = features(_raw(args.db, 180.0, args.before, 80), 180.0, args.before)
     labels = data["labels"]
     cnn = None
     if args.cnn:

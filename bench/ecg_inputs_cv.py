@@ -7,6 +7,7 @@ by the default objective (mean S/V F1). DS2 is never read. Each variant costs ~2
 
     python bench/ecg_inputs_cv.py centred:8 causal:45 causal:45+rr --seed 0
     python bench/ecg_inputs_cv.py causal:45 --set class_weighting=inverse_sqrt
+    python bench/ecg_inputs_cv.py causal:45 --set before=90   # a wider pre-R window
 
 A variant is ``centred:K`` (median of ±K neighbours, the earlier default) or ``causal:N`` (the
 shipped running template, median of the last N beats), optionally ``+rr`` for four extra
@@ -147,7 +148,8 @@ def main() -> None:
     parser.add_argument("--save-logits", type=Path, help="write each variant's OOF logits here")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
-    raw = _raw(args.db, 180.0, 64, 80)
+    window = load_config(ROOT / "configs/ecg/default.yaml", args.set)  # --set before=90 widens
+    raw = _raw(args.db, window.model_fs, window.before, window.after)
     print("| variant | objective | S Se / +P | V Se / +P | CPU s |")
     print("| --- | --- | --- | --- | --- |")
     for variant in args.variants:
