@@ -8,6 +8,7 @@ by the default objective (mean S/V F1). DS2 is never read. Each variant costs ~2
     python bench/ecg_inputs_cv.py centred:8 causal:45 causal:45+rr --seed 0
     python bench/ecg_inputs_cv.py causal:45 --set class_weighting=inverse_sqrt
     python bench/ecg_inputs_cv.py causal:45 --set before=90   # a wider pre-R window
+    python bench/ecg_inputs_cv.py causal:45 --s-weight 3      # a loss weight on S only
 
 A variant is ``centred:K`` (median of ±K neighbours, the earlier default) or ``causal:N`` (the
 shipped running template, median of the last N beats), optionally ``+rr`` for four extra
@@ -80,6 +81,18 @@ def _extra_rr(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     return extra.astype(np.float32)
 
 
+def _s_weighted(weight: float) -> Any:
+    """A class_weights replacement: ``weight`` on S, 1 on the other classes present."""
+    import torch
+
+    def class_weights(labels: npt.NDArray[np.int64], _scheme: str, n_classes: int) -> Any:
+        w = (np.bincount(labels, minlength=n_classes) > 0).astype(np.float32)
+        w[1] *= weight
+        return torch.tensor(w)
+
+    return class_weights
+
+
 def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
     kind, _, rest = variant.partition(":")
     size, *extras = rest.split("+")
@@ -145,9 +158,12 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", help="centred:K | causal:N, optionally +rr")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="config key=value")
+    parser.add_argument("--s-weight", type=float, help="loss weight on S (others 1; lever 2)")
     parser.add_argument("--save-logits", type=Path, help="write each variant's OOF logits here")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
+    if args.s_weight is not None:
+        train_module.class_weights = _s_weighted(args.s_weight)
     window = load_config(ROOT / "configs/ecg/default.yaml", args.set)  # --set before=90 widens
     raw = _raw(args.db, window.model_fs, window.before, window.after)
     print("| variant | objective | S Se / +P | V Se / +P | CPU s |")
