@@ -163,7 +163,7 @@ def main() -> int:
     pick = np.random.default_rng(0).choice(
         len(data), size=min(args.beats, len(data)), replace=False
     )
-    packed = pack_inputs(data.beats[pick], data.rr[pick])
+    packed = pack_inputs(data.beats[pick], data.rr[pick][:, : len(meta["rr_features"])])
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

@@ -7,6 +7,8 @@ by the default objective (mean S/V F1). DS2 is never read. Each variant costs ~2
 
     python bench/ecg_inputs_cv.py centred:8 causal:45 causal:45+rr --seed 0
     python bench/ecg_inputs_cv.py causal:45 --set class_weighting=inverse_sqrt
+    python bench/ecg_inputs_cv.py causal:45 --set before=90   # a wider pre-R window
+    python bench/ecg_inputs_cv.py causal:45 --s-weight 3      # a loss weight on S only
 
 A variant is ``centred:K`` (median of ±K neighbours, the earlier default) or ``causal:N`` (the
 shipped running template, median of the last N beats), optionally ``+rr`` for four extra
@@ -79,6 +81,18 @@ def _extra_rr(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     return extra.astype(np.float32)
 
 
+def _s_weighted(weight: float) -> Any:
+    """A class_weights replacement: ``weight`` on S, 1 on the other classes present."""
+    import torch
+
+    def class_weights(labels: npt.NDArray[np.int64], _scheme: str, n_classes: int) -> Any:
+        w = (np.bincount(labels, minlength=n_classes) > 0).astype(np.float32)
+        w[1] *= weight
+        return torch.tensor(w)
+
+    return class_weights
+
+
 def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
     kind, _, rest = variant.partition(":")
     size, *extras = rest.split("+")
@@ -101,7 +115,11 @@ def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
 
 
 def run_variant(
-    raw: list[dict[str, Any]], variant: str, seed: int, overrides: list[str]
+    raw: list[dict[str, Any]],
+    variant: str,
+    seed: int,
+    overrides: list[str],
+    save: Path | None = None,
 ) -> dict[str, Any]:
     data = variant_beats(raw, variant)
     train_module.RR_FEATURES = tuple(f"rr{i}" for i in range(data.rr.shape[1]))
@@ -125,6 +143,10 @@ def run_variant(
                     config, data.select(~held), "resnet1d", checkpoint_path=Path(tmp) / f"{i}.pt"
                 )
                 logits[held] = _log_probabilities(member, data.select(held))
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        np.savez(save / f"{variant.replace(':', '_')}-seed{seed}.npz", logits=logits,
+                 labels=data.labels)  # fmt: skip
     bias, objective = choose_bias(logits, data.labels)
     after = class_figures(data.labels, (logits + bias).argmax(1))
     return {"variant": variant, "objective": objective, "cpu_s": time.process_time() - started,
@@ -136,13 +158,18 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", help="centred:K | causal:N, optionally +rr")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="config key=value")
+    parser.add_argument("--s-weight", type=float, help="loss weight on S (others 1; lever 2)")
+    parser.add_argument("--save-logits", type=Path, help="write each variant's OOF logits here")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
-    raw = _raw(args.db, 180.0, 64, 80)
+    if args.s_weight is not None:
+        train_module.class_weights = _s_weighted(args.s_weight)
+    window = load_config(ROOT / "configs/ecg/default.yaml", args.set)  # --set before=90 widens
+    raw = _raw(args.db, window.model_fs, window.before, window.after)
     print("| variant | objective | S Se / +P | V Se / +P | CPU s |")
     print("| --- | --- | --- | --- | --- |")
     for variant in args.variants:
-        r = run_variant(raw, variant, args.seed, args.set)
+        r = run_variant(raw, variant, args.seed, args.set, args.save_logits)
         print(f"| {variant} | {r['objective']:.2f} | {r['S_se']:.1f} / {r['S_ppv']:.1f} | "
               f"{r['V_se']:.1f} / {r['V_ppv']:.1f} | {r['cpu_s']:.0f} |", flush=True)  # fmt: skip
 

@@ -136,3 +136,49 @@ def test_models_saved_before_the_bias_still_load(tmp_path: Path) -> None:
     torch.save({"config": dataclasses.asdict(config), "model": state}, tmp_path / "model.pt")
     with pytest.raises(InvalidInput, match="does not match"):
         load_trained(tmp_path)
+
+
+@pytest.mark.slow
+def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
+    """The logistic feature head (here on RR + morphology, the widest input) is fitted per
+    fold for the bias, lives in the torch graph, survives ONNX export with parity and reads
+    the strip's causally computed features."""
+    from paramstack.ecg.beats import BEAT_FEATURES
+    from paramstack.ecg.records import read_record
+    from paramstack.ecg.strip import analyze_strip, onnx_runner, strip_options
+
+    settings = Settings(home=tmp_path)
+    out = tmp_path / "fm"
+    overrides = [f"db={MITDB}", f"out_dir={out}", "epochs=1", "mlflow=false", *CV]
+    config = load_config(
+        TINY, [*overrides, "feature_model_weight=1.0", "feature_model_inputs=rr+morphology"]
+    )
+    trained = train_ecg(config, settings=settings)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["rr_features"] == list(BEAT_FEATURES)
+    record = meta["training"]["calibration"]["feature_model"]
+    assert record["weight"] == 1.0 and record["inputs"] == "rr+morphology"
+    head = trained.model.features
+    assert head is not None and float(head.weight) == 1.0
+    assert float(head.linear.weight.abs().sum()) > 0  # fitted, not left at init
+    # the head moves the logits: with its weight at 0 the model gives other outputs
+    beats, rr = torch.zeros(4, 2, 144), torch.rand(4, len(BEAT_FEATURES)) + 0.5
+    with torch.no_grad():
+        full = trained.model(beats, rr)
+        head.weight.fill_(0.0)
+        plain = trained.model(beats, rr)
+        head.weight.fill_(1.0)
+    assert not torch.allclose(full, plain)
+
+    artifact = export_ecg_onnx(out, parity_records=["100"], settings=settings)
+    assert artifact.meta["metrics"]["parity_max_abs_diff"] <= 1e-4
+    assert artifact.meta["input_shape"] == [-1, 2 * 144 + len(BEAT_FEATURES)]
+    signal = read_record(MITDB, "119")
+    start = int(signal.fs * 20)
+    session = ort.InferenceSession(str(artifact.onnx_path), providers=["CPUExecutionProvider"])
+    strip = signal.signal[start : start + int(signal.fs * 10)]
+    result = analyze_strip(onnx_runner(session), strip, signal.fs, **strip_options(artifact.meta))
+    assert result["summary"]["beats_classified"] >= 8
+    # a model exported before the features (no list, or RR only) still gets its nine columns
+    old = {**artifact.meta, "rr_features": None}
+    assert strip_options(old)["n_features"] == 9

@@ -9,6 +9,7 @@ import pytest
 
 from paramstack.ecg.beats import (
     BEAT_CHANNELS,
+    BEAT_FEATURES,
     RR_FEATURES,
     TEMPLATE_BEATS,
     BeatWindow,
@@ -151,7 +152,7 @@ def test_resample_keeps_frequency_at_any_rate() -> None:
 
 def test_record_beats_on_mitdb_100() -> None:
     data = record_beats(read_record(MITDB, "100"), 180.0, BeatWindow(64, 80))
-    assert data.beats.shape[1:] == (BEAT_CHANNELS, 144) and data.rr.shape[1] == len(RR_FEATURES)
+    assert data.beats.shape[1:] == (BEAT_CHANNELS, 144) and data.rr.shape[1] == len(BEAT_FEATURES)
     counts = np.bincount(data.labels, minlength=5)
     assert counts[AAMI_CLASSES.index("S")] == 33 and counts[AAMI_CLASSES.index("N")] >= 2237
     assert np.isfinite(data.beats).all() and np.isfinite(data.rr).all()

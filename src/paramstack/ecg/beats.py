@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
+from paramstack.ecg.morphology import MORPHOLOGY_FEATURES, morphology_features
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, EcgRecord
 from paramstack.ecg.signal import bandpass, remove_baseline
 from paramstack.errors import Conflict, InvalidInput
@@ -26,6 +27,9 @@ RR_FEATURES: tuple[str, ...] = (
     "local_over_record",
     "rr_irregularity",
 )
+# The scalar model input per beat: RR features, then morphology against the running template
+# (``ecg.morphology``). CNN members read the RR part; the ensemble's feature model reads all.
+BEAT_FEATURES: tuple[str, ...] = RR_FEATURES + MORPHOLOGY_FEATURES
 # The beat itself, and the beat minus the patient's running template. The names travel in
 # meta.json and the registry lineage: a model trained on other channels is refused, not fed.
 BEAT_CHANNEL_NAMES: tuple[str, ...] = ("beat_zscore", "beat_minus_running_template")
@@ -53,7 +57,7 @@ class BeatSet:
     """Model inputs and labels for many beats (possibly from several records)."""
 
     beats: npt.NDArray[np.float32]  # [n, BEAT_CHANNELS, window] (see beat_windows)
-    rr: npt.NDArray[np.float32]  # [n, len(RR_FEATURES)] raw (the model normalises them)
+    rr: npt.NDArray[np.float32]  # [n, len(BEAT_FEATURES)] raw (the model normalises them)
     labels: npt.NDArray[np.int64]  # index into the label scheme's classes (AAMI by default)
     record: npt.NDArray[np.int64]  # index into ``record_names``
     record_names: tuple[str, ...]
@@ -109,6 +113,21 @@ def check_beat_channels(names: object) -> None:
             f"{list(BEAT_CHANNEL_NAMES)}: retrain (paramstack ecg train) and re-export it",
             code="incompatible_model",
         )
+
+
+def check_beat_features(names: object) -> int:
+    """How many of BEAT_FEATURES a model reads: models exported before the morphology
+    features read the RR prefix; any other list is refused, not fed."""
+    if names is None:
+        return len(RR_FEATURES)
+    listed = list(names)  # type: ignore[call-overload]
+    if listed != list(BEAT_FEATURES[: len(listed)]):
+        raise Conflict(
+            f"model was trained on beat features {listed}, this code computes "
+            f"{list(BEAT_FEATURES)}: retrain (paramstack ecg train) and re-export it",
+            code="incompatible_model",
+        )
+    return len(listed)
 
 
 def resample(x: npt.NDArray[np.float64], fs_in: float, fs_out: float) -> npt.NDArray[np.float64]:
@@ -211,18 +230,37 @@ def beat_windows(
     usual beat", which tells an ectopic beat in a bundle-branch-block patient from his
     normal, already wide, QRS.
     """
+    beats, _, keep = beat_inputs(x, peaks, window, fs=None)
+    return beats, keep
+
+
+def beat_inputs(
+    x: npt.NDArray[np.float64],
+    peaks: npt.NDArray[np.int64],
+    window: BeatWindow,
+    fs: float | None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """``beat_windows`` plus the morphology features ``[n, len(MORPHOLOGY_FEATURES)]`` of the
+    same beats at model rate ``fs`` (skipped, zero columns, when ``fs`` is None)."""
     peaks = np.asarray(peaks, dtype=np.int64)
     keep = (peaks - window.before >= 0) & (peaks + window.after <= len(x))
     starts = peaks[keep] - window.before
     offsets = np.arange(window.length)
     windows = np.asarray(x, dtype=np.float64)[starts[:, None] + offsets[None, :]]
     windows = windows - windows.mean(axis=1, keepdims=True)
+    n_morph = 0 if fs is None else len(MORPHOLOGY_FEATURES)
     if len(windows) == 0:
-        return np.zeros((0, BEAT_CHANNELS, window.length), np.float32), keep
+        empty = np.zeros((0, BEAT_CHANNELS, window.length), np.float32)
+        return empty, np.zeros((0, n_morph), np.float32), keep
     template = running_template(windows)
     own = windows / (windows.std(axis=1, keepdims=True) + 1e-6)
     deviation = (windows - template) / (template.std(axis=1, keepdims=True) + 1e-6)
-    return np.stack([own, deviation], axis=1).astype(np.float32), keep
+    morph = (
+        np.zeros((len(windows), 0), np.float32)
+        if fs is None
+        else morphology_features(windows, template, window.before, fs)
+    )
+    return np.stack([own, deviation], axis=1).astype(np.float32), morph, keep
 
 
 def record_beats(record: EcgRecord, model_fs: float, window: BeatWindow) -> BeatSet:
@@ -236,10 +274,10 @@ def record_beats(record: EcgRecord, model_fs: float, window: BeatWindow) -> Beat
     rr = rr_features(samples / record.fs)
     x = condition(resample(record.signal, record.fs, model_fs), model_fs)
     peaks = np.round(samples * (model_fs / record.fs)).astype(np.int64)
-    beats, keep = beat_windows(x, peaks, window)
+    beats, morph, keep = beat_inputs(x, peaks, window, model_fs)
     return BeatSet(
         beats=beats,
-        rr=rr[keep],
+        rr=np.concatenate([rr[keep], morph], axis=1),
         labels=labels[keep],
         record=np.zeros(int(keep.sum()), dtype=np.int64),
         record_names=(record.name,),

@@ -97,6 +97,34 @@ def _log_probabilities(model: BeatClassifier, data: BeatSet) -> npt.NDArray[np.f
     return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
 
 
+def _add_feature_model(
+    config: EcgTrainConfig,
+    ensemble: BeatEnsemble,
+    data: BeatSet,
+    folds: list[npt.NDArray[np.bool_]],
+    cnn_logits: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
+    """The out-of-fold logits with the feature model's log-odds added (fitted per fold like
+    the CNN members), and the head fitted on all training beats loaded into the ensemble."""
+    from paramstack.ecg.feature_model import fit_logistic, load_into, log_probabilities
+
+    assert ensemble.features is not None
+    features, weight = data.rr[:, : ensemble.features.n_features], config.feature_model_weight
+    out_of_fold = np.zeros_like(cnn_logits)
+    for held in folds:
+        model = fit_logistic(features[~held], data.labels[~held])
+        out_of_fold[held] = log_probabilities(model, features[held], ensemble.n_classes)
+    load_into(ensemble.features, fit_logistic(features, data.labels), weight)
+    record = {
+        "kind": "class-balanced logistic regression (ecg.feature_model)",
+        "inputs": config.feature_model_inputs,
+        "weight": weight,
+        "out_of_fold_alone": class_figures(data.labels, out_of_fold.argmax(axis=1)),
+        "cnn_out_of_fold_before_bias": class_figures(data.labels, cnn_logits.argmax(axis=1)),
+    }
+    return cnn_logits + weight * out_of_fold, record
+
+
 def train_cross_validated(
     config: EcgTrainConfig,
     data: BeatSet,
@@ -135,6 +163,9 @@ def train_cross_validated(
         ensemble.members[i].load_state_dict(member.state_dict())
         logits[held_out] = _log_probabilities(member, data.select(held_out))
         fold_losses.append(losses)
+    feature_record = None
+    if ensemble.features is not None:
+        logits, feature_record = _add_feature_model(config, ensemble, data, folds, logits)
     bias, score = choose_bias(logits, data.labels)
     ensemble.logit_bias.copy_(torch.from_numpy(bias))
     ensemble.eval()
@@ -150,5 +181,6 @@ def train_cross_validated(
         "objective_value": score,
         "out_of_fold_before_bias": before,
         "out_of_fold_after_bias": after,
+        "feature_model": feature_record,
     }
     return ensemble, list(np.mean(fold_losses, axis=0)), calibration

@@ -15,6 +15,7 @@ import yaml
 from paramstack.errors import InvalidInput
 
 CLASS_WEIGHTINGS = ("none", "inverse", "inverse_sqrt")
+FEATURE_MODEL_INPUTS = ("rr", "rr+p", "rr+morphology")  # RR, + P-wave features, + all
 
 
 @dataclass
@@ -54,6 +55,10 @@ class EcgTrainConfig:
     # records each (patient-wise), and set the decision bias for S/V/F from the members'
     # out-of-fold logits (ecg.calibrate). Needs arch ensemble with k members.
     cv_folds: int = 0
+    # > 0: an ensemble adds this times the log-odds of a logistic regression on the RR and
+    # morphology features (ecg.feature_model), fitted per fold for the out-of-fold bias.
+    feature_model_weight: float = 0.0
+    feature_model_inputs: str = "rr"  # rr (nine RR features) | rr+p (+ P wave) | rr+morphology
     seed: int = 0
     num_threads: int = 2
     out_dir: str | None = None  # default <home>/build/ecg-<arch>
@@ -71,6 +76,17 @@ class EcgTrainConfig:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise InvalidInput(
                 f"class_weighting {self.class_weighting!r}; valid: {', '.join(CLASS_WEIGHTINGS)}"
+            )
+        if self.feature_model_weight < 0 or (self.feature_model_weight and self.arch != "ensemble"):
+            raise InvalidInput(
+                "feature_model_weight must be >= 0 and needs arch ensemble",
+                param="feature_model_weight",
+            )
+        if self.feature_model_inputs not in FEATURE_MODEL_INPUTS:
+            raise InvalidInput(
+                f"feature_model_inputs {self.feature_model_inputs!r}; valid: "
+                + ", ".join(FEATURE_MODEL_INPUTS),
+                param="feature_model_inputs",
             )
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise InvalidInput("cv_folds must be 0 (off) or at least 2", param="cv_folds")

@@ -105,7 +105,7 @@ def export_ecg_onnx(
         cache_dir=home / "cache" / "ecg",
     )
     pick = np.linspace(0, len(data) - 1, num=min(max_parity_beats, len(data))).astype(np.int64)
-    packed = pack_inputs(data.beats[pick], data.rr[pick])
+    packed = pack_inputs(data.beats[pick], data.rr[pick][:, : len(meta["rr_features"])])
 
     onnx_path = Path(out_dir) / "model.onnx"
     export_onnx(

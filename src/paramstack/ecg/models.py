@@ -1,7 +1,8 @@
 """Beat classifiers: ResNet-1D, CNN-LSTM, Transformer and an ensemble, looked up by name.
 
-Every model takes ``(beats [B, channels, window], rr [B, n_rr])`` and returns logits
-``[B, classes]``.
+Every model takes ``(beats [B, channels, window], rr [B, >= n_rr])`` and returns logits
+``[B, classes]``; a CNN reads the first ``n_rr`` columns (the RR features), an ensemble with
+a feature model also the morphology features after them (``beats.BEAT_FEATURES``).
 The RR features are standardised inside the model (buffers set from the training set), so
 the exported ONNX graph takes raw RR values and a server needs no extra statistics.
 """
@@ -76,14 +77,15 @@ class BeatClassifier(nn.Module):
         )
 
     def set_rr_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.rr_mean.copy_(mean)
-        self.rr_std.copy_(torch.clamp(std, min=1e-6))
+        """From the training set's feature columns (the first ``n_rr`` are this model's)."""
+        self.rr_mean.copy_(mean[: self.n_rr])
+        self.rr_std.copy_(torch.clamp(std[: self.n_rr], min=1e-6))
 
     def encode(self, beats: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, beats: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-        rr_z = (rr - self.rr_mean) / self.rr_std
+        rr_z = (rr[:, : self.n_rr] - self.rr_mean) / self.rr_std
         joint = torch.cat([self.encode(beats), self.rr_branch(rr_z)], dim=1)
         return self.head(joint) + self.logit_bias  # type: ignore[no-any-return]
 
@@ -203,9 +205,35 @@ class BeatTransformer(BeatClassifier):
         return self.norm(self.blocks(tokens)).mean(dim=1)  # type: ignore[no-any-return]
 
 
+class FeatureLogistic(nn.Module):
+    """A multinomial logistic regression on the standardised per-beat features, fitted by
+    scikit-learn at training time (``ecg.feature_model``) and stored as plain tensors, so
+    the ONNX graph and torch serve it alike. ``weight`` scales its log-odds when added to the
+    CNN logits (0: no effect, as in models trained without it)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    weight: torch.Tensor
+
+    def __init__(self, n_features: int, n_classes: int) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.register_buffer("weight", torch.zeros(()))
+        self.linear = nn.Linear(n_features, n_classes)
+        for p in self.linear.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = (features[:, : self.n_features] - self.mean) / self.std
+        return self.weight * self.linear(z)  # type: ignore[no-any-return]
+
+
 @model_arch("ensemble")
 class BeatEnsemble(BeatClassifier):
-    """Average of the members' logits; members are built by name.
+    """Average of the members' logits; members are built by name. With ``feature_model``
+    the logistic regression on ``n_features`` hand features (``FeatureLogistic``) is added.
 
     Training gives each member its own loss (``member_logits``), so the members stay
     independent models that differ by initialisation (and by architecture when mixed):
@@ -218,13 +246,17 @@ class BeatEnsemble(BeatClassifier):
         n_rr: int,
         n_classes: int,
         members: tuple[str, ...] = ("resnet1d", "cnn_lstm", "transformer"),
+        feature_model: int = 0,
     ) -> None:
         super().__init__(window, n_rr, n_classes, embed_dim=1)
         if not members or "ensemble" in members:
             raise InvalidInput("an ensemble needs member architectures other than 'ensemble'")
+        if feature_model and feature_model < n_rr:
+            raise InvalidInput(f"feature_model needs at least the {n_rr} RR features")
         self.members = nn.ModuleList(
             build_model(m, window=window, n_rr=n_rr, n_classes=n_classes) for m in members
         )
+        self.features = FeatureLogistic(feature_model, n_classes) if feature_model else None
 
     def set_rr_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().set_rr_normalisation(mean, std)
@@ -237,7 +269,8 @@ class BeatEnsemble(BeatClassifier):
         return torch.stack([m(beats, rr) for m in self.members])
 
     def forward(self, beats: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-        return self.member_logits(beats, rr).mean(dim=0) + self.logit_bias
+        logits = self.member_logits(beats, rr).mean(dim=0) + self.logit_bias
+        return logits if self.features is None else logits + self.features(rr)
 
 
 class PackedInput(nn.Module):

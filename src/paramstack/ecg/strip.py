@@ -18,8 +18,9 @@ import numpy.typing as npt
 
 from paramstack.ecg.beats import (
     BeatWindow,
-    beat_windows,
+    beat_inputs,
     check_beat_channels,
+    check_beat_features,
     condition,
     resample,
     rr_features,
@@ -61,6 +62,7 @@ def strip_options(meta: Mapping[str, Any]) -> dict[str, Any]:
         "model_fs": float(meta["model_fs"]),
         "window": (int(window["before"]), int(window["after"])),
         "labels": list(meta["class_labels"]),
+        "n_features": check_beat_features(meta.get("rr_features")),
         "outputs": meta.get("output_kind", "logits"),
         "af_detector": AfDetector.from_json(meta["af_detector"])
         if meta.get("af_detector")
@@ -164,6 +166,7 @@ def analyze_strip(
     detector: Literal["neurokit", "pantompkins1985", "xqrs"] = "neurokit",
     af_detector: AfDetector | None = None,
     intervals: bool = False,
+    n_features: int | None = None,
 ) -> dict[str, Any]:
     """Per-beat class, probabilities and time (s from the strip start), rhythm summary, timings.
 
@@ -171,6 +174,8 @@ def analyze_strip(
     peak) at ``model_fs``. Beats too close to either end for a full window are detected and
     counted in the heart rate but not classified. Bad strips raise ``InvalidInput``.
     ``intervals`` adds QT/QTc and ST deviation per beat (wavelet delineation, ~100 ms).
+    ``n_features`` is how many of ``beats.BEAT_FEATURES`` the model reads (default: the RR
+    features only; ``strip_options`` takes it from the model's meta).
     """
     t0 = time.perf_counter()
     x = _validated(signal, fs)
@@ -195,11 +200,15 @@ def analyze_strip(
             param="fs",
         )
     rr = rr_features(peaks / model_fs)
-    beats, keep = beat_windows(conditioned, peaks, BeatWindow(*window))
+    wanted = len(rr[0]) if n_features is None else n_features
+    beats, morph, keep = beat_inputs(
+        conditioned, peaks, BeatWindow(*window), model_fs if wanted > len(rr[0]) else None
+    )
+    features = np.concatenate([rr[keep], morph], axis=1)[:, :wanted]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (
-        _probabilities(run_model(beats, rr[keep]), n, labels, outputs)
+        _probabilities(run_model(beats, features), n, labels, outputs)
         if n
         else np.zeros((0, len(labels)))
     )

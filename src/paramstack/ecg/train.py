@@ -24,6 +24,7 @@ import torch.nn.functional as F  # noqa: N812 - torch's conventional alias
 from paramstack.config import Settings
 from paramstack.ecg.beats import (
     BEAT_CHANNEL_NAMES,
+    BEAT_FEATURES,
     RR_FEATURES,
     TEMPLATE_BEATS,
     BeatSet,
@@ -33,6 +34,7 @@ from paramstack.ecg.beats import (
 from paramstack.ecg.config import EcgTrainConfig
 from paramstack.ecg.dataset import data_fingerprint, load_beats
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble, build_model
+from paramstack.ecg.morphology import MORPHOLOGY_FEATURES, P_WAVE_FEATURES
 from paramstack.ecg.records import LABEL_SCHEMES, intra_patient_split, split_records
 from paramstack.ecg.tracking import tracking_run
 from paramstack.errors import InvalidInput
@@ -132,13 +134,22 @@ def _loss(
 
 def new_model(config: EcgTrainConfig, arch: str | None = None) -> BeatClassifier:
     """The config's model, or one ``arch`` member of it (members take no arch_kwargs)."""
+    kwargs = {} if arch else dict(config.arch_kwargs)
+    if not arch and config.feature_model_weight:
+        kwargs["feature_model"] = feature_model_columns(config.feature_model_inputs)
     return build_model(
         arch or config.arch,
         window=config.before + config.after,
         n_rr=len(RR_FEATURES),
         n_classes=len(LABEL_SCHEMES[config.labels]),
-        **({} if arch else config.arch_kwargs),
+        **kwargs,
     )
+
+
+def feature_model_columns(inputs: str) -> int:
+    """How many leading BEAT_FEATURES columns the feature model reads."""
+    extra = {"rr": 0, "rr+p": P_WAVE_FEATURES, "rr+morphology": len(MORPHOLOGY_FEATURES)}
+    return len(RR_FEATURES) + extra[inputs]
 
 
 def _save_atomically(state: dict[str, Any], path: Path) -> None:
@@ -152,7 +163,16 @@ def _load_checkpoint(path: Path, config: EcgTrainConfig) -> dict[str, Any] | Non
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, weights_only=False)
-    return state if state.get("config") == dataclasses.asdict(config) else None
+    return state if _member_settings(state.get("config")) == _member_settings(config) else None
+
+
+def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The settings a CNN member's training depends on: the feature model is fitted after
+    the members, so changing it resumes from their checkpoints instead of retraining."""
+    if config is None:
+        return None
+    settings = dataclasses.asdict(config) if isinstance(config, EcgTrainConfig) else config
+    return {k: v for k, v in settings.items() if not k.startswith("feature_model_")}
 
 
 def fit_model(
@@ -280,6 +300,12 @@ def train_ecg(
     return trained
 
 
+def _columns_read(model: BeatClassifier) -> int:
+    if isinstance(model, BeatEnsemble) and model.features is not None:
+        return max(model.n_rr, model.features.n_features)
+    return model.n_rr
+
+
 def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
     """What anyone (the gateway included) needs to feed the model: rate, window, layout."""
     window = config.before + config.after
@@ -290,7 +316,8 @@ def model_meta(config: EcgTrainConfig, model: BeatClassifier) -> dict[str, Any]:
         "beat_channels": list(BEAT_CHANNEL_NAMES),
         "class_labels": list(LABEL_SCHEMES[config.labels]),
         "label_scheme": config.labels,
-        "rr_features": list(RR_FEATURES),
+        # The scalar input columns the model reads (exported graphs take exactly these).
+        "rr_features": list(BEAT_FEATURES[: _columns_read(model)]),
         "rr_normalisation": {
             "applied_inside_model": True,
             "mean": [float(v) for v in model.rr_mean],
