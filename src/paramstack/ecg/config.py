@@ -5,12 +5,9 @@ printed at the start of a run and stored beside the model.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from paramstack.errors import InvalidInput
 
@@ -103,32 +100,8 @@ class EcgTrainConfig:
             self.records = [str(r) for r in self.records]
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise InvalidInput(f"override {item!r} is not key=value", param="overrides")
-    return key.strip(), yaml.safe_load(raw)
-
-
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> EcgTrainConfig:
     """Defaults, then the YAML file, then ``key=value`` overrides (values parsed as YAML)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise InvalidInput(f"config file not found: {path}", param="config")
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise InvalidInput(f"{path}: expected a mapping of settings", param="config")
-        values.update(loaded)
-    values.update(dict(_parse_override(o) for o in overrides or []))
-    known = {f.name for f in dataclasses.fields(EcgTrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InvalidInput(
-            f"unknown config keys {', '.join(unknown)}; valid: {', '.join(sorted(known))}",
-            param="config",
-        )
-    try:
-        return EcgTrainConfig(**values)
-    except TypeError as exc:
-        raise InvalidInput(f"bad config value: {exc}", param="config") from exc
+    from paramstack.train.config import load_config as load_recipe
+
+    return load_recipe(EcgTrainConfig, path, overrides)
