@@ -36,6 +36,10 @@ def cv_context(
     epochs: int = 150,
     per_family: int = 150,
     band: Annotated[float, typer.Option(help="Stage-2 band, logits around threshold.")] = 2.0,
+    model: Annotated[
+        Path | None, typer.Option(help="Stage-1 model for the dev side; default <home>/guard/.")
+    ] = None,
+    cv: Annotated[bool, typer.Option(help="Run the CV (else the dev side only).")] = True,
 ) -> None:
     """Template-grouped CV of the detector without / with the contextual second stage, and
     the dev latent side both ways (shipped n-gram model, head fit on the training rows);
@@ -59,12 +63,12 @@ def cv_context(
     vectors = _vectors([r.text for r in judged], encoder_dir, guard_dir)
     cfg = ContextCvConfig(folds, epochs, band=band)
     n_cv = len(rows) + len(channel)
-    report: dict[str, Any] = {"cv": context_cv(rows, channel, vectors[:n_cv], cfg)}
+    report: dict[str, Any] = {"cv": context_cv(rows, channel, vectors[:n_cv], cfg)} if cv else {}
     # head fit and thresholds set as in a fold (inner template hold-out): the shipped
     # n-gram model saw every row, so its scores on them would set the band's rows wrongly
     _, head = fit_stages(rows, vectors[: len(rows)], cfg)
     head.save(guard_dir / "injection_context_head.npz")
-    shipped = InjectionModel.load(guard_dir / "injection_model.npz")
+    shipped = InjectionModel.load(model or guard_dir / "injection_model.npz")
     first = InjectionDetector(shipped)
     lookup = {r.text: vectors[n_cv + i] for i, r in enumerate(dev)}
     second = ContextualDetector(first, head, cached_encoder(lookup))
