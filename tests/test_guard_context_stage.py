@@ -115,6 +115,17 @@ def test_stage_two_decides_only_in_the_band(encoder_dir: Path) -> None:
         hit = det.detect(text)
         assert (hit.rule if hit else None) == expected
         assert det.asked == 1
+    # rescue-only: a stage-1 flag stands; stage 2 may only add flags
+    rescue = ContextualDetector(
+        InjectionDetector(_flat(0.0)), says_benign, encoder.encode, rescue_only=True
+    )
+    assert rescue.detect(text) is not None and rescue.asked == 0
+    below = InjectionModel(np.zeros(1 << 10, dtype=np.float32), -0.5, bits=10, threshold=0.5)
+    rescue = ContextualDetector(
+        InjectionDetector(below), says_attack, encoder.encode, rescue_only=True
+    )
+    hit = rescue.detect(text)
+    assert hit is not None and hit.rule == "injection.context_classifier" and rescue.asked == 1
     # stage 1 sure (score 0.993, 5 logits above): stage 2 is not asked
     sure = ContextualDetector(InjectionDetector(_flat(5.0)), says_benign, encoder.encode)
     assert sure.detect(text) is not None and sure.asked == 0

@@ -40,6 +40,9 @@ def cv_context(
         Path | None, typer.Option(help="Stage-1 model for the dev side; default <home>/guard/.")
     ] = None,
     cv: Annotated[bool, typer.Option(help="Run the CV (else the dev side only).")] = True,
+    rescue_only: Annotated[
+        bool, typer.Option(help="Stage 2 may only add flags (asked when stage 1 says benign).")
+    ] = False,
 ) -> None:
     """Template-grouped CV of the detector without / with the contextual second stage, and
     the dev latent side both ways (shipped n-gram model, head fit on the training rows);
@@ -61,7 +64,7 @@ def cv_context(
     dev = latent_set(root, "dev")  # studied while building: not held out
     judged = rows + channel + dev
     vectors = _vectors([r.text for r in judged], encoder_dir, guard_dir)
-    cfg = ContextCvConfig(folds, epochs, band=band)
+    cfg = ContextCvConfig(folds, epochs, band=band, rescue_only=rescue_only)
     n_cv = len(rows) + len(channel)
     report: dict[str, Any] = {"cv": context_cv(rows, channel, vectors[:n_cv], cfg)} if cv else {}
     # head fit and thresholds set as in a fold (inner template hold-out): the shipped
@@ -71,7 +74,7 @@ def cv_context(
     shipped = InjectionModel.load(model or guard_dir / "injection_model.npz")
     first = InjectionDetector(shipped)
     lookup = {r.text: vectors[n_cv + i] for i, r in enumerate(dev)}
-    second = ContextualDetector(first, head, cached_encoder(lookup))
+    second = ContextualDetector(first, head, cached_encoder(lookup), rescue_only=rescue_only)
     report["dev"] = {
         "off": summarise(dev, [first.detect(r.text) is not None for r in dev]),
         "on": summarise(dev, [second.detect(r.text) is not None for r in dev]),

@@ -36,6 +36,7 @@ class ContextCvConfig:
     epochs: int = 150
     target_fpr: float = 0.05
     band: float = 2.0
+    rescue_only: bool = False
 
 
 def _inner(row: Prompt) -> bool:
@@ -113,7 +114,9 @@ def context_cv(
         first = InjectionDetector(model)
         held = [i for i, r in enumerate(judged) if fold(r) == k]
         lookup = {judged[i].text: vectors[i] for i in held}
-        second = ContextualDetector(first, head, cached_encoder(lookup))
+        second = ContextualDetector(
+            first, head, cached_encoder(lookup), rescue_only=cfg.rescue_only
+        )
         for i in held:
             flags["off"][i] = first.detect(judged[i].text) is not None
             flags["on"][i] = second.detect(judged[i].text) is not None

@@ -107,7 +107,14 @@ def in_band(score: float, threshold: float, band: float) -> bool:
 class ContextualDetector:
     """Stage 1 (:class:`InjectionDetector`, channels off) plus the second stage in the band."""
 
-    def __init__(self, first: InjectionDetector, head: ContextHead, encode: Encode) -> None:
+    def __init__(
+        self,
+        first: InjectionDetector,
+        head: ContextHead,
+        encode: Encode,
+        *,
+        rescue_only: bool = False,
+    ) -> None:
         if first.model is None:
             raise ValueError("the second stage needs stage 1's classifier (its score)")
         self.first = first
@@ -115,6 +122,7 @@ class ContextualDetector:
         self.head = head
         self.encode = encode
         self.asked = 0  # how many texts reached stage 2 (the share is reported)
+        self.rescue_only = rescue_only  # stage 2 may only add flags (stage 1 said benign)
 
     def uncertain(self, text: str) -> bool:
         """No pattern decides, and the stage-1 score lies in the band."""
@@ -127,7 +135,7 @@ class ContextualDetector:
         hit = self.first.detect(text)
         if hit is not None and hit.rule != "injection.classifier":
             return hit  # a pattern or a decoded / ciphered run: not the classifier's doubt
-        if not self.uncertain(text):
+        if (hit is not None and self.rescue_only) or not self.uncertain(text):
             return hit
         self.asked += 1
         score = float(self.head.scores(self.encode([text]))[0])
