@@ -15,6 +15,7 @@ from paramstack.cli import (
     evaluate,
     export,
     guard,
+    guard_context,  # noqa: F401  (registers `guard cv-context` on the guard sub-app)
     keys,
     llm,
     metrics,
