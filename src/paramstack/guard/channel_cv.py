@@ -29,18 +29,28 @@ class CvConfig:
     data_target_fpr: float = 0.03
 
 
-def _fit(rows: list[Prompt], cfg: CvConfig, fpr: float) -> InjectionModel:
-    """Fitted on three quarters of ``rows`` by template; the thresholds come from the other
-    quarter's benign rows. A random hold-out (``train`` without folds) shares templates with
+def fold_of(row: Prompt, folds: int) -> int:
+    """The outer CV fold of ``row``: the rule ``train`` uses, whole templates per fold."""
+    return zlib.crc32(row.fold_key.encode()) % folds
+
+
+def inner_held(row: Prompt) -> bool:
+    """Whether ``row`` is in the inner template hold-out that sets a fold model's thresholds."""
+    return zlib.crc32(f"inner:{row.fold_key}".encode()) % 4 == 0
+
+
+def fit_held_out(rows: list[Prompt], epochs: int, fpr: float) -> InjectionModel:
+    """Fitted on ``rows`` minus the inner template hold-out; the thresholds come from the
+    hold-out's benign rows. A random hold-out (``train`` without folds) shares templates with
     the fit, scores them overconfidently and sets the thresholds too low: a first CV run
     that way flagged 26 % of clean passages in task frames (the trained model's own
     template-grouped figure: 1.8 %)."""
-    held = [zlib.crc32(f"inner:{r.fold_key}".encode()) % 4 == 0 for r in rows]
+    held = [inner_held(r) for r in rows]
     fit = [r for r, h in zip(rows, held, strict=True) if not h]
     model, _ = train(
         [r.text for r in fit],
         [r.label for r in fit],
-        TrainConfig(epochs=cfg.epochs, target_fpr=fpr, valid_fraction=0.0),
+        TrainConfig(epochs=epochs, target_fpr=fpr, valid_fraction=0.0),
         [train_group(r) for r in fit],
     )
     benign = [r for r, h in zip(rows, held, strict=True) if h and r.label == 0]
@@ -61,17 +71,17 @@ def detector_cv(
     passages. Returns :func:`summarise` per mode."""
     judged = rows + channel
 
-    def fold(row: Prompt) -> int:  # the rule ``train`` uses for its folds
-        return zlib.crc32(row.fold_key.encode()) % cfg.folds
+    def fold(row: Prompt) -> int:
+        return fold_of(row, cfg.folds)
 
     flags: dict[str, list[bool]] = {"off": [False] * len(judged), "on": [False] * len(judged)}
     for k in range(cfg.folds):
         fit_rows = [r for r in rows if fold(r) != k]
         fit_channel = [r for r in channel if fold(r) != k]
         fit_ref = [r for r in reference if fold(r) != k]
-        whole = _fit(fit_rows, cfg, cfg.target_fpr)
+        whole = fit_held_out(fit_rows, cfg.epochs, cfg.target_fpr)
         docs = document_rows(fit_rows + fit_channel, reference=fit_ref)
-        data_model = _fit(docs, cfg, cfg.data_target_fpr)
+        data_model = fit_held_out(docs, cfg.epochs, cfg.data_target_fpr)
         held = [i for i, r in enumerate(judged) if fold(r) == k]
         for mode in ("off", "on"):
             detector = InjectionDetector(whole, None, data_model, channels=mode == "on")

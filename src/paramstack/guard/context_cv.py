@@ -9,14 +9,13 @@ are set. Sentence vectors are computed once for every row: the encoder is frozen
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from paramstack.guard.channel_cv import summarise
+from paramstack.guard.channel_cv import fit_held_out, fold_of, inner_held, summarise
 from paramstack.guard.context_stage import (
     ContextHead,
     ContextualDetector,
@@ -27,7 +26,7 @@ from paramstack.guard.context_stage import (
 )
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
-from paramstack.guard.injection_model import InjectionModel, TrainConfig, _thresholds, train
+from paramstack.guard.injection_model import InjectionModel, _thresholds
 
 
 @dataclass(frozen=True)
@@ -39,31 +38,15 @@ class ContextCvConfig:
     rescue_only: bool = False
 
 
-def _inner(row: Prompt) -> bool:
-    return zlib.crc32(f"inner:{row.fold_key}".encode()) % 4 == 0
-
-
 def fit_stages(
     rows: list[Prompt], vectors: FloatMatrix, cfg: ContextCvConfig
 ) -> tuple[InjectionModel, ContextHead]:
     """Both stages on ``rows`` minus the inner template hold-out; thresholds on the hold-out
     (the head's from the held-out rows whose stage-1 score lies in the band)."""
-    held = [_inner(r) for r in rows]
+    model = fit_held_out(rows, cfg.epochs, cfg.target_fpr)
+    held = [inner_held(r) for r in rows]
     fit = [i for i, h in enumerate(held) if not h]
     out = [i for i, h in enumerate(held) if h]
-    model, _ = train(
-        [rows[i].text for i in fit],
-        [rows[i].label for i in fit],
-        TrainConfig(epochs=cfg.epochs, target_fpr=cfg.target_fpr, valid_fraction=0.0),
-        [train_group(rows[i]) for i in fit],
-    )
-    benign = [i for i in out if rows[i].label == 0]
-    model.lang_thresholds = _thresholds(
-        [model.score(rows[i].text) for i in benign],
-        [train_group(rows[i]) for i in benign],
-        cfg.target_fpr,
-    )
-    model.threshold = max(model.lang_thresholds.values(), default=0.5)
     head = fit_head(vectors[fit], [rows[i].label for i in fit], [train_group(rows[i]) for i in fit])
     head.band = cfg.band
     set_head_thresholds(head, model, [rows[i] for i in out], vectors[out], cfg.target_fpr)
@@ -103,8 +86,8 @@ def context_cv(
     if len(vectors) != len(judged):
         raise ValueError(f"{len(vectors)} vectors for {len(judged)} rows")
 
-    def fold(row: Prompt) -> int:  # the rule ``train`` and ``channel_cv`` use
-        return zlib.crc32(row.fold_key.encode()) % cfg.folds
+    def fold(row: Prompt) -> int:
+        return fold_of(row, cfg.folds)
 
     flags: dict[str, list[bool]] = {"off": [False] * len(judged), "on": [False] * len(judged)}
     asked = 0
