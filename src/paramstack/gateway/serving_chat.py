@@ -104,10 +104,9 @@ class _Call:
             )
         reservation = self.admission.reservation
         if reservation is not None:
+            spent = reservation.tokens if started else 0  # no usage known: see above
             if usage is not None:
                 spent = usage.total_tokens
-            else:
-                spent = reservation.tokens if started else 0
             limiter = self.serving.limiter
             if isinstance(limiter, InProcessLimiter):  # no await: nothing can cancel it, and
                 limiter.settle_now(reservation, spent)  # no cancel scope (~4 µs) is needed
