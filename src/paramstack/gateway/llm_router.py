@@ -43,7 +43,8 @@ from paramstack.gateway.tracing import span
 from paramstack.registry.key_ring import Principal
 
 if TYPE_CHECKING:
-    from paramstack.gateway.serving_chat import OpenAIServing, _Call
+    from paramstack.gateway.serving_call import Call
+    from paramstack.gateway.serving_chat import OpenAIServing
 
 ROUTE_HEADER = "x-paramstack-route"
 # Failures another model may fix; a 4xx (the request itself) would fail everywhere.
@@ -141,7 +142,7 @@ class HybridRouter:
     async def chat(
         self,
         serving: OpenAIServing,
-        call: _Call,
+        call: Call,
         req: ChatCompletionRequest,
         body_bytes: int,
         hint: str | None,
@@ -203,7 +204,7 @@ class _Attempts:
     def __init__(
         self,
         router: HybridRouter,
-        call: _Call,
+        call: Call,
         chain: list[ModelRoute],
         record: RoutingRecord,
         body_for: Callable[[ModelRoute], dict[str, Any]],

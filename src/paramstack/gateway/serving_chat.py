@@ -15,17 +15,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
 
 from paramstack.attest.outputs import completion_output, completion_texts
 from paramstack.backends.protocol import ChatChunk, ChatResult, Usage
-from paramstack.errors import GuardBlocked, LimitExceeded, ParamstackError
+from paramstack.errors import GuardBlocked, ParamstackError
 from paramstack.gateway.attestation import Attestor, audit_block
 from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
-from paramstack.gateway.limit_types import Admission, rules_for
-from paramstack.gateway.limits import InProcessLimiter, Limiter
+from paramstack.gateway.limits import Limiter
 from paramstack.gateway.llm_router import RouterTable
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.model_table import ModelRoute, ModelTable
@@ -37,108 +35,17 @@ from paramstack.gateway.openai_protocol import (
     ModelList,
     StreamOptions,
 )
-from paramstack.gateway.rag_context import ChatRetriever, Grounding
+from paramstack.gateway.rag_context import ChatRetriever
+from paramstack.gateway.serving_call import Call
 from paramstack.gateway.sse_stream import sse_events
 from paramstack.gateway.telemetry import LlmMetrics
 from paramstack.gateway.token_budget import chat_bound, embedding_bound, text_bound
 from paramstack.gateway.tracing import span
 from paramstack.gateway.traffic import Pick, TrafficTable
-from paramstack.gateway.usage_ledger import ledger_row
 from paramstack.guard.pii import MaskSession
 from paramstack.registry.key_ring import Principal
-from paramstack.store.tenant_tables import UsageRecord
 
 JSON = "application/json"
-
-
-class _Call:
-    """One admitted request: what the ledger row and the settle need, written exactly once."""
-
-    def __init__(
-        self,
-        serving: OpenAIServing,
-        principal: Principal,
-        route: ModelRoute,
-        request_id: str,
-        input_sha256: str,
-        pick: Pick | None = None,
-    ) -> None:
-        self.serving = serving
-        self.principal = principal
-        self.route = route
-        self.request_id = request_id
-        self.input_sha256 = input_sha256
-        self.t0 = time.perf_counter()
-        self.admission = Admission()
-        self.pick = pick
-        # the ledger's routing JSON: each routing step adds its own key (orjson-serialisable)
-        self.routing: dict[str, Any] = {"traffic": pick.routing()} if pick else {}
-        self.grounding: Grounding | None = None  # retrieved chunks in the prompt (RAG)
-
-    async def admit(self, tokens: int) -> None:
-        rates, quotas = rules_for(self.principal)
-        try:
-            with span("limits"):
-                self.admission = await self.serving.limiter.admit(rates, quotas, tokens=tokens)
-        except LimitExceeded as exc:
-            self.record(None, exc.code, exc.http_status)
-            if self.serving.metrics is not None:
-                self.serving.metrics.observe_rejection(self.route.name, exc.code)
-            raise
-
-    async def finish(
-        self, usage: Usage | None, status: str, status_code: int, *, started: bool = False
-    ) -> None:
-        """Write the ledger row and settle to the real usage. A call that failed before any
-        output settles to 0; a stream cut after it started, with no usage known, keeps its
-        whole reservation, so a quota is never undercounted. The settle is shielded: it also
-        runs when the client went away and the request is being cancelled."""
-        row = self.record(usage, status, status_code)
-        metrics = self.serving.metrics
-        if metrics is not None:
-            metrics.observe_latency(self.route.name, time.perf_counter() - self.t0)
-            self.serving.observe_breakers()
-        if self.pick is not None and self.serving.traffic is not None:
-            self.serving.traffic.observe(
-                self.pick, time.perf_counter() - self.t0, status_code, row["cost"], row["currency"]
-            )
-        reservation = self.admission.reservation
-        if reservation is not None:
-            spent = reservation.tokens if started else 0  # no usage known: see above
-            if usage is not None:
-                spent = usage.total_tokens
-            limiter = self.serving.limiter
-            if isinstance(limiter, InProcessLimiter):  # no await: nothing can cancel it, and
-                limiter.settle_now(reservation, spent)  # no cancel scope (~4 µs) is needed
-            else:
-                with anyio.CancelScope(shield=True):
-                    await limiter.settle(reservation, spent)
-
-    def record(self, usage: Usage | None, status: str, status_code: int) -> dict[str, Any]:
-        row = ledger_row(
-            self.principal,
-            request_id=self.request_id,
-            model=self.route.name,
-            backend=self.route.backend.kind,
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
-            latency_ms=(time.perf_counter() - self.t0) * 1000,
-            status=status,
-            status_code=status_code,
-            routing=orjson.dumps(self.routing).decode() if self.routing else None,
-        )
-        self.serving.logs.submit(UsageRecord, row)
-        if self.serving.metrics is not None:  # after submit: a full queue's 503 is not counted
-            self.serving.metrics.observe_call(
-                model=self.route.name,
-                status_code=status_code,
-                tenant=row["tenant_id"],
-                currency=row["currency"],
-                tokens_in=row["tokens_in"],
-                tokens_out=row["tokens_out"],
-                cost=row["cost"],
-            )
-        return row
 
 
 class OpenAIServing:
@@ -175,7 +82,7 @@ class OpenAIServing:
                     self.metrics.observe_breaker(model, state)
                     self._published[model] = state
 
-    def attest(self, call: _Call, texts: list[str]) -> dict[str, Any] | None:
+    def attest(self, call: Call, texts: list[str]) -> dict[str, Any] | None:
         """Sign what the caller received (after the guard); None when signing is off."""
         if self.attestor is None:
             return None
@@ -194,14 +101,14 @@ class OpenAIServing:
                 request_id=call.request_id,
             )
 
-    def _guard_prompt(self, call: _Call, body: dict[str, Any]) -> MaskSession | None:
+    def _guard_prompt(self, call: Call, body: dict[str, Any]) -> MaskSession | None:
         """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
         if self.guard is None:
             return None
         with self._recorded(call), span("guard.prompt"):
             return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
 
-    async def _ground(self, call: _Call, body: dict[str, Any], session: MaskSession | None) -> int:
+    async def _ground(self, call: Call, body: dict[str, Any], session: MaskSession | None) -> int:
         """Retrieval (RAG) into ``body``; returns the context's bytes for the reservation."""
         if self.retriever is not None:
             with self._recorded(call):  # a chunk carrying an injection blocks, like a prompt
@@ -211,7 +118,7 @@ class OpenAIServing:
         return call.grounding.prompt_bound if call.grounding else 0
 
     @contextmanager
-    def _recorded(self, call: _Call) -> Iterator[None]:
+    def _recorded(self, call: Call) -> Iterator[None]:
         """A blocked prompt (or retrieved chunk) gets its ledger row and audit entry."""
         try:
             yield
@@ -220,7 +127,7 @@ class OpenAIServing:
             audit_block(self.logs, exc, tenant=call.principal.tenant.id, request_id=call.request_id)
             raise
 
-    def _stream_guard(self, call: _Call, session: MaskSession | None) -> StreamGuard | None:
+    def _stream_guard(self, call: Call, session: MaskSession | None) -> StreamGuard | None:
         if self.guard is None or session is None:
             return None
         return self.guard.for_tenant(call.principal.tenant).stream(
@@ -270,7 +177,7 @@ class OpenAIServing:
         router = self.routers.get(target)
         if router is not None:  # a virtual model: ``llm_router`` picks the real one
             route = router.default_route
-            call = _Call(self, principal, route, request_id, input_sha256, pick)
+            call = Call(self, principal, route, request_id, input_sha256, pick)
             return await router.chat(self, call, req, body_bytes, route_hint)
         with span("routing"):
             route = self.models.resolve(target, "chat")
@@ -281,7 +188,7 @@ class OpenAIServing:
             limit = route.max_output_tokens
             body["max_tokens"] = limit
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id, input_sha256, pick)
+        call = Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         context = await self._ground(call, body, session)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + context + req.n * limit)
@@ -304,7 +211,7 @@ class OpenAIServing:
             body["max_tokens"] = route.max_output_tokens
         body["model"] = route.upstream_model
         prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
-        call = _Call(self, principal, route, request_id, input_sha256, pick)
+        call = Call(self, principal, route, request_id, input_sha256, pick)
         session = self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
         backend = route.backend
@@ -324,14 +231,14 @@ class OpenAIServing:
         route, pick = self._resolve(req.model, "embeddings", req.user, principal)
         body = req.model_dump(exclude_unset=True)
         body["model"] = route.upstream_model
-        call = _Call(self, principal, route, request_id, input_sha256, pick)
+        call = Call(self, principal, route, request_id, input_sha256, pick)
         self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
         return await self._whole(call, route.backend.embeddings, body, None, signed=False)
 
     async def _answer(
         self,
-        call: _Call,
+        call: Call,
         body: dict[str, Any],
         session: MaskSession | None,
         whole: Callable[[dict[str, Any]], Awaitable[ChatResult]],
@@ -346,7 +253,7 @@ class OpenAIServing:
 
     async def _whole(
         self,
-        call: _Call,
+        call: Call,
         method: Callable[[dict[str, Any]], Awaitable[ChatResult]],
         body: dict[str, Any],
         session: MaskSession | None,
@@ -381,7 +288,7 @@ class OpenAIServing:
 
     async def _stream(
         self,
-        call: _Call,
+        call: Call,
         chunks: AsyncIterator[ChatChunk],
         include_usage: bool,
         guard: StreamGuard | None,

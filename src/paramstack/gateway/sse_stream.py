@@ -15,7 +15,7 @@ from paramstack.errors import ParamstackError
 from paramstack.gateway.chat_guard import StreamGuard
 
 if TYPE_CHECKING:
-    from paramstack.gateway.serving_chat import _Call
+    from paramstack.gateway.serving_call import Call
 
 
 def _event(chunk: ChatChunk, public_model: str, include_usage: bool) -> bytes | None:
@@ -46,7 +46,7 @@ def _tail_event(last: dict[str, Any], index: int, text: str, public_model: str) 
 
 
 async def sse_events(
-    call: _Call,
+    call: Call,
     first: ChatChunk | None,
     chunks: AsyncIterator[ChatChunk],
     include_usage: bool,
