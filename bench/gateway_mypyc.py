@@ -55,6 +55,7 @@ COMPILED = [
     "gateway/ops_metrics",
     "gateway/payload",
     "gateway/routing",
+    "gateway/serving_call",
     "gateway/serving_chat",
     "gateway/telemetry",
     "gateway/token_budget",
