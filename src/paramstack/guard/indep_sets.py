@@ -25,8 +25,8 @@ FILES = {
 }
 LABELS = {"injection": {"attack": 1, "benign": 0}, "toxicity": {"toxic": 1, "benign": 0}}
 PINNED = {
-    "injection": "17981ffe0d7be4875af368dee8a91cf410b0b669cfd819402d45af7a87743af9",
-    "toxicity": "136c575307c8febade738f5e4630dfc82329deb5bf40e9719ccfbe37673190a3",
+    "injection": "4305a85ab7a90f23cebbdf9c94c41b188b08295896de62a33d19dcf8fdd3cd81",
+    "toxicity": "cce812ab2a2c5ac4902a67ca0ff09386238dc359a9fdf6bc764a91bb7df31102",
 }
 
 
