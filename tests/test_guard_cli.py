@@ -28,6 +28,9 @@ BENIGN_EN = [
     "What is the boiling point of water at high altitude?",
     "List three tips for keeping houseplants alive in winter.",
 ]
+# every set but the independent session-6 ones: no detector, not even this toy one, sees
+# those before the lead's single look (tests/test_guard_indep_sets.py checks their wiring)
+OLDER_SETS = ["--sets", "pii,heldout,own,fresh,dev,toxicity,latency"]
 SPEECH_TR = (
     "Efendiler, milletimizin istiklali için yapılan bu mücadele büyük fedakarlıklarla kazanıldı. "
     "Bugün okullarımızı açmak ve köylerimize yol götürmek en önemli görevimizdir."
@@ -148,7 +151,7 @@ def test_train_injection_then_eval(home: Path) -> None:
     data_path.replace(home / "home" / "guard" / "injection_model.data.npz")
     report_path = home / "eval.json"
     evaluated = runner.invoke(
-        app, ["eval", "--data", str(home / "data"), "--out", str(report_path)]
+        app, ["eval", "--data", str(home / "data"), "--out", str(report_path), *OLDER_SETS]
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "injection.en" in evaluated.output and "pii_v2.DOB" in evaluated.output
@@ -170,6 +173,7 @@ def test_train_injection_then_eval(home: Path) -> None:
     assert "toxicity" not in report  # no toxicity model trained yet
     assert report["injection_dev_studied"] == {}  # no latent-injection probes in this data
     assert set(report["latent_rows_as_pinned"]) == {"dev", "fresh"}
+    assert "injection_indep" not in report and "toxicity_indep" not in report
 
 
 def test_train_toxicity_then_eval_reports_each_layer(home: Path) -> None:
@@ -180,7 +184,7 @@ def test_train_toxicity_then_eval_reports_each_layer(home: Path) -> None:
     assert Path(meta["model"]).is_file() and set(meta["lang_thresholds"]) == {"en", "tr"}
     report_path = home / "eval.json"
     evaluated = runner.invoke(
-        app, ["eval", "--data", str(home / "data"), "--out", str(report_path)]
+        app, ["eval", "--data", str(home / "data"), "--out", str(report_path), *OLDER_SETS]
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "toxicity.classifier.tr" in evaluated.output

@@ -13,8 +13,8 @@ import contextlib
 import random
 import statistics
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from paramstack.errors import ParamstackError
 from paramstack.guard.datasets import Prompt
@@ -25,7 +25,6 @@ from paramstack.guard.pii import PatternRecognizer, Recognizer, detect
 from paramstack.guard.policy import Direction
 from paramstack.guard.textnorm import fold
 from paramstack.guard.toxicity import ToxicityLexicon
-from paramstack.guard.toxicity_data import Labelled
 
 TEMPLATES = {
     "tr": [
@@ -159,7 +158,18 @@ def injection_metrics(detector: InjectionDetector, rows: list[Prompt]) -> dict[s
     return out
 
 
-def toxicity_metrics(model: InjectionModel, rows: list[Labelled]) -> dict[str, Any]:
+class LabelledText(Protocol):
+    """A labelled row (1 = toxic): the toxicity test split's rows or an evaluation file's."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def label(self) -> int: ...
+    @property
+    def lang(self) -> str: ...
+
+
+def toxicity_metrics(model: InjectionModel, rows: Sequence[LabelledText]) -> dict[str, Any]:
     """Precision / recall / FPR per language of the lexicon alone, the classifier alone (its
     calibrated thresholds) and either, on labelled rows the classifier did not train on."""
     lexicon = ToxicityLexicon.load()
