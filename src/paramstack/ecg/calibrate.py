@@ -128,7 +128,13 @@ def _add_feature_model(
 ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
     """The out-of-fold logits with the feature model's log-odds added (fitted per fold like
     the CNN members), and the head fitted on all training beats loaded into the ensemble."""
-    from paramstack.ecg.feature_model import fit_logistic, load_into, log_probabilities
+    from paramstack.ecg.feature_model import (
+        fit_gate,
+        fit_logistic,
+        load_into,
+        log_probabilities,
+        out_of_fold_gate,
+    )
 
     assert ensemble.features is not None
     features, weight = data.rr[:, : ensemble.features.n_features], config.feature_model_weight
@@ -137,12 +143,25 @@ def _add_feature_model(
         model = fit_logistic(features[~held], data.labels[~held])
         out_of_fold[held] = log_probabilities(model, features[held], ensemble.n_classes)
     load_into(ensemble.features, fit_logistic(features, data.labels), weight)
+    gate_record = None
+    if ensemble.af_gate is not None:
+        g = ensemble.af_gate
+        columns = data.rr[:, g.offset : g.offset + g.n_af]
+        gated = out_of_fold_gate(Path(config.db), data.record_names, data.record, columns)
+        out_of_fold[gated] = 0.0  # the CNN alone decides inside AF
+        detector = fit_gate(g, Path(config.db), data.record_names)
+        gate_record = {
+            "kind": "AF detector (ecg.rhythm, 10-beat windows); record-wise refits out of fold",
+            "fitted": detector is not None,
+            "out_of_fold_gated_beats": int(gated.sum()),
+        }
     record = {
         "kind": "class-balanced logistic regression (ecg.feature_model)",
         "inputs": config.feature_model_inputs,
         "weight": weight,
         "out_of_fold_alone": class_figures(data.labels, out_of_fold.argmax(axis=1)),
         "cnn_out_of_fold_before_bias": class_figures(data.labels, cnn_logits.argmax(axis=1)),
+        "af_gate": gate_record,
     }
     return cnn_logits + weight * out_of_fold, record
 
@@ -188,7 +207,8 @@ def train_cross_validated(
     feature_record = None
     if ensemble.features is not None:
         logits, feature_record = _add_feature_model(config, ensemble, data, folds, logits)
-    bias, score = choose_bias(logits, data.labels)
+    objective = s_f2_objective if config.bias_objective == "s_f2" else _objective
+    bias, score = choose_bias(logits, data.labels, objective)
     ensemble.logit_bias.copy_(torch.from_numpy(bias))
     ensemble.eval()
     before = class_figures(data.labels, logits.argmax(axis=1))
@@ -198,7 +218,11 @@ def train_cross_validated(
             run.log_metric(f"oof_{key}", value, 0)
     calibration = {
         "folds": [sorted({data.record_names[r] for r in data.record[m]}) for m in folds],
-        "objective": "mean of S F1 and V F1 on the out-of-fold beats",
+        "objective": (
+            "mean of S F2 and V F1 on the out-of-fold beats"
+            if config.bias_objective == "s_f2"
+            else "mean of S F1 and V F1 on the out-of-fold beats"
+        ),
         "bias": {c: float(b) for c, b in zip(AAMI_CLASSES, bias, strict=True)},
         "objective_value": score,
         "out_of_fold_before_bias": before,
