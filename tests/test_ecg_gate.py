@@ -102,7 +102,7 @@ def test_gated_model_trains_exports_and_serves_an_af_strip(tmp_path: Path) -> No
     rr[30:, OFFSET:] = torch.from_numpy(af_columns(regular)[5:35])
     with torch.no_grad():
         gated = gate(rr)
-    assert gated[:30].mean() > 0.8 and gated[30:].mean() < 0.2
+    assert gated[:30].mean() >= 0.6 and gated[30:].mean() <= 0.1  # most AF beats, no sinus
 
     artifact = export_ecg_onnx(out, parity_records=["201"], settings=settings)
     assert artifact.meta["metrics"]["parity_max_abs_diff"] <= 1e-4
