@@ -143,7 +143,8 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
     """The logistic feature head (here on RR + morphology, the widest input) is fitted per
     fold for the bias, lives in the torch graph, survives ONNX export with parity and reads
     the strip's causally computed features."""
-    from paramstack.ecg.beats import BEAT_FEATURES
+    from paramstack.ecg.beats import BEAT_FEATURES, RR_FEATURES
+    from paramstack.ecg.morphology import MORPHOLOGY_FEATURES
     from paramstack.ecg.records import read_record
     from paramstack.ecg.strip import analyze_strip, onnx_runner, strip_options
 
@@ -155,14 +156,15 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
     )
     trained = train_ecg(config, settings=settings)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["rr_features"] == list(BEAT_FEATURES)
+    n_read = len(RR_FEATURES) + len(MORPHOLOGY_FEATURES)  # no AF gate: its columns unread
+    assert meta["rr_features"] == list(BEAT_FEATURES[:n_read])
     record = meta["training"]["calibration"]["feature_model"]
     assert record["weight"] == 1.0 and record["inputs"] == "rr+morphology"
     head = trained.model.features
     assert head is not None and float(head.weight) == 1.0
     assert float(head.linear.weight.abs().sum()) > 0  # fitted, not left at init
     # the head moves the logits: with its weight at 0 the model gives other outputs
-    beats, rr = torch.zeros(4, 2, 144), torch.rand(4, len(BEAT_FEATURES)) + 0.5
+    beats, rr = torch.zeros(4, 2, 144), torch.rand(4, n_read) + 0.5
     with torch.no_grad():
         full = trained.model(beats, rr)
         head.weight.fill_(0.0)
@@ -172,7 +174,7 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
 
     artifact = export_ecg_onnx(out, parity_records=["100"], settings=settings)
     assert artifact.meta["metrics"]["parity_max_abs_diff"] <= 1e-4
-    assert artifact.meta["input_shape"] == [-1, 2 * 144 + len(BEAT_FEATURES)]
+    assert artifact.meta["input_shape"] == [-1, 2 * 144 + n_read]
     signal = read_record(MITDB, "119")
     start = int(signal.fs * 20)
     session = ort.InferenceSession(str(artifact.onnx_path), providers=["CPUExecutionProvider"])
@@ -182,3 +184,27 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
     # a model exported before the features (no list, or RR only) still gets its nine columns
     old = {**artifact.meta, "rr_features": None}
     assert strip_options(old)["n_features"] == 9
+
+
+def test_s_f2_objective_moves_the_s_threshold_towards_sensitivity() -> None:
+    """F2 counts a missed S beat four times a false alarm, so its bias calls more S than
+    the F1 bias on the same logits: S sensitivity up, S +P down."""
+    from paramstack.ecg.calibrate import f_beta, s_f2_objective
+
+    labels = np.array([1, 1, 0, 0, 0], np.int64)
+    predicted = np.array([1, 0, 1, 0, 0], np.int64)
+    assert f_beta(labels, predicted, 1, 1.0) == pytest.approx(50.0)  # tp 1, fn 1, fp 1
+    assert f_beta(labels, predicted, 1, 2.0) == pytest.approx(100 * 5 * 1 / (4 * 2 + 2))
+    rng = np.random.default_rng(0)
+    labels = rng.choice([0, 1, 2], size=4000, p=[0.9, 0.05, 0.05]).astype(np.int64)
+    logits = rng.normal(size=(4000, 5)).astype(np.float32)
+    logits[np.arange(4000), labels] += 1.5
+    logits[:, 3:] -= 10
+    f1_bias, _ = choose_bias(logits, labels)
+    f2_bias, f2_value = choose_bias(logits, labels, s_f2_objective)
+    f1 = class_figures(labels, (logits + f1_bias).argmax(1))
+    f2 = class_figures(labels, (logits + f2_bias).argmax(1))
+    assert f2["S_se"] > f1["S_se"] and f2["S_ppv"] < f1["S_ppv"]
+    assert f2_value == pytest.approx(s_f2_objective(logits + f2_bias, labels))
+    with pytest.raises(InvalidInput, match="bias_objective"):
+        load_config(TINY, ["bias_objective=f3"])

@@ -11,6 +11,7 @@ import torch
 
 from paramstack.ecg.beats import (
     BEAT_FEATURES,
+    GATE_FEATURES,
     RR_FEATURES,
     BeatWindow,
     beat_inputs,
@@ -131,7 +132,7 @@ def test_feature_model_inputs_are_prefixes_and_checked() -> None:
     from paramstack.errors import InvalidInput
 
     assert feature_model_columns("rr") == len(RR_FEATURES)
-    assert feature_model_columns("rr+morphology") == len(BEAT_FEATURES)
+    assert feature_model_columns("rr+morphology") == len(BEAT_FEATURES) - len(GATE_FEATURES)
     p_wave = BEAT_FEATURES[len(RR_FEATURES) : feature_model_columns("rr+p")]
     assert len(p_wave) == 4 and all(name.startswith("p_") for name in p_wave)
     tiny = Path(__file__).resolve().parents[1] / "configs" / "ecg" / "tiny.yaml"

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from paramstack.ecg.morphology import MORPHOLOGY_FEATURES, morphology_features
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, EcgRecord
+from paramstack.ecg.rhythm import AF_FEATURES, af_columns
 from paramstack.ecg.signal import bandpass, remove_baseline
 from paramstack.errors import Conflict, InvalidInput
 
@@ -28,8 +29,11 @@ RR_FEATURES: tuple[str, ...] = (
     "rr_irregularity",
 )
 # The scalar model input per beat: RR features, then morphology against the running template
-# (``ecg.morphology``). CNN members read the RR part; the ensemble's feature model reads all.
-BEAT_FEATURES: tuple[str, ...] = RR_FEATURES + MORPHOLOGY_FEATURES
+# (``ecg.morphology``), then the rhythm's AF features on 10-beat windows (``ecg.rhythm``,
+# read by the feature model's AF gate). CNN members read the RR part; the ensemble's feature
+# model a prefix; a gated one all of them.
+GATE_FEATURES: tuple[str, ...] = tuple(f"af_{name}" for name in AF_FEATURES)
+BEAT_FEATURES: tuple[str, ...] = RR_FEATURES + MORPHOLOGY_FEATURES + GATE_FEATURES
 # The beat itself, and the beat minus the patient's running template. The names travel in
 # meta.json and the registry lineage: a model trained on other channels is refused, not fed.
 BEAT_CHANNEL_NAMES: tuple[str, ...] = ("beat_zscore", "beat_minus_running_template")
@@ -272,12 +276,13 @@ def record_beats(record: EcgRecord, model_fs: float, window: BeatWindow) -> Beat
     )
     labels = np.asarray(SYMBOL_TO_AAMI, dtype=np.int64)[symbols]
     rr = rr_features(samples / record.fs)
+    af = af_columns(samples / record.fs)
     x = condition(resample(record.signal, record.fs, model_fs), model_fs)
     peaks = np.round(samples * (model_fs / record.fs)).astype(np.int64)
     beats, morph, keep = beat_inputs(x, peaks, window, model_fs)
     return BeatSet(
         beats=beats,
-        rr=np.concatenate([rr[keep], morph], axis=1),
+        rr=np.concatenate([rr[keep], morph, af[keep]], axis=1),
         labels=labels[keep],
         record=np.zeros(int(keep.sum()), dtype=np.int64),
         record_names=(record.name,),

@@ -63,25 +63,47 @@ def class_figures(
     return out
 
 
+Objective = Callable[[npt.NDArray[np.float32], npt.NDArray[np.int64]], float]
+
+
 def _objective(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
     figures = class_figures(labels, logits.argmax(axis=1))
     return float(np.mean([figures[f"{c}_f1"] or 0.0 for c in SCORED_CLASSES]))
 
 
+def f_beta(
+    labels: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64], c: int, beta: float
+) -> float:
+    """F-beta in percent for class ``c``: recall counts ``beta**2`` times precision."""
+    tp = float(((labels == c) & (predicted == c)).sum())
+    ref, pred = float((labels == c).sum()), float((predicted == c).sum())
+    den = beta**2 * ref + pred
+    return 100 * (1 + beta**2) * tp / den if den else 0.0
+
+
+def s_f2_objective(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
+    """Mean of S F2 and V F1: a missed SVEB weighs more than a false S alarm."""
+    predicted = logits.argmax(axis=1)
+    s, v = AAMI_CLASSES.index("S"), AAMI_CLASSES.index("V")
+    return (f_beta(labels, predicted, s, 2.0) + f_beta(labels, predicted, v, 1.0)) / 2
+
+
 def choose_bias(
-    logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]
+    logits: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    objective: Objective = _objective,
 ) -> tuple[npt.NDArray[np.float32], float]:
-    """Coordinate ascent over BIAS_GRID for the BIAS_CLASSES' logit offsets, maximising the
-    mean S/V F1; starts at zero and only moves for a strict gain."""
+    """Coordinate ascent over BIAS_GRID for the BIAS_CLASSES' logit offsets, maximising
+    ``objective`` (default: the mean S/V F1); starts at zero and only moves for a strict gain."""
     bias = np.zeros(logits.shape[1], dtype=np.float32)
-    best = _objective(logits, labels)
+    best = objective(logits, labels)
     for _ in range(4):
         moved = False
         for c in (AAMI_CLASSES.index(name) for name in BIAS_CLASSES):
             for value in BIAS_GRID:
                 trial = bias.copy()
                 trial[c] = value
-                score = _objective(logits + trial, labels)
+                score = objective(logits + trial, labels)
                 if score > best + 1e-9:
                     best, bias, moved = score, trial, True
         if not moved:
@@ -106,7 +128,13 @@ def _add_feature_model(
 ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
     """The out-of-fold logits with the feature model's log-odds added (fitted per fold like
     the CNN members), and the head fitted on all training beats loaded into the ensemble."""
-    from paramstack.ecg.feature_model import fit_logistic, load_into, log_probabilities
+    from paramstack.ecg.feature_model import (
+        fit_gate,
+        fit_logistic,
+        load_into,
+        log_probabilities,
+        out_of_fold_gate,
+    )
 
     assert ensemble.features is not None
     features, weight = data.rr[:, : ensemble.features.n_features], config.feature_model_weight
@@ -115,12 +143,25 @@ def _add_feature_model(
         model = fit_logistic(features[~held], data.labels[~held])
         out_of_fold[held] = log_probabilities(model, features[held], ensemble.n_classes)
     load_into(ensemble.features, fit_logistic(features, data.labels), weight)
+    gate_record = None
+    if ensemble.af_gate is not None:
+        g = ensemble.af_gate
+        columns = data.rr[:, g.offset : g.offset + g.n_af]
+        gated = out_of_fold_gate(Path(config.db), data.record_names, data.record, columns)
+        out_of_fold[gated] = 0.0  # the CNN alone decides inside AF
+        detector = fit_gate(g, Path(config.db), data.record_names)
+        gate_record = {
+            "kind": "AF detector (ecg.rhythm, 10-beat windows); record-wise refits out of fold",
+            "fitted": detector is not None,
+            "out_of_fold_gated_beats": int(gated.sum()),
+        }
     record = {
         "kind": "class-balanced logistic regression (ecg.feature_model)",
         "inputs": config.feature_model_inputs,
         "weight": weight,
         "out_of_fold_alone": class_figures(data.labels, out_of_fold.argmax(axis=1)),
         "cnn_out_of_fold_before_bias": class_figures(data.labels, cnn_logits.argmax(axis=1)),
+        "af_gate": gate_record,
     }
     return cnn_logits + weight * out_of_fold, record
 
@@ -166,7 +207,8 @@ def train_cross_validated(
     feature_record = None
     if ensemble.features is not None:
         logits, feature_record = _add_feature_model(config, ensemble, data, folds, logits)
-    bias, score = choose_bias(logits, data.labels)
+    objective = s_f2_objective if config.bias_objective == "s_f2" else _objective
+    bias, score = choose_bias(logits, data.labels, objective)
     ensemble.logit_bias.copy_(torch.from_numpy(bias))
     ensemble.eval()
     before = class_figures(data.labels, logits.argmax(axis=1))
@@ -176,7 +218,11 @@ def train_cross_validated(
             run.log_metric(f"oof_{key}", value, 0)
     calibration = {
         "folds": [sorted({data.record_names[r] for r in data.record[m]}) for m in folds],
-        "objective": "mean of S F1 and V F1 on the out-of-fold beats",
+        "objective": (
+            "mean of S F2 and V F1 on the out-of-fold beats"
+            if config.bias_objective == "s_f2"
+            else "mean of S F1 and V F1 on the out-of-fold beats"
+        ),
         "bias": {c: float(b) for c, b in zip(AAMI_CLASSES, bias, strict=True)},
         "objective_value": score,
         "out_of_fold_before_bias": before,

@@ -12,6 +12,7 @@ from typing import Any
 from paramstack.errors import InvalidInput
 
 CLASS_WEIGHTINGS = ("none", "inverse", "inverse_sqrt")
+BIAS_OBJECTIVES = ("f1", "s_f2")
 FEATURE_MODEL_INPUTS = ("rr", "rr+p", "rr+morphology")  # RR, + P-wave features, + all
 
 
@@ -56,6 +57,12 @@ class EcgTrainConfig:
     # morphology features (ecg.feature_model), fitted per fold for the out-of-fold bias.
     feature_model_weight: float = 0.0
     feature_model_inputs: str = "rr"  # rr (nine RR features) | rr+p (+ P wave) | rr+morphology
+    # Drop the feature model for beats the AF detector (ecg.rhythm, 10-beat windows, fitted on
+    # the training records; record-wise refits for the out-of-fold logits) calls AF.
+    feature_model_af_gate: bool = False
+    # What the S/V/F bias maximises on the out-of-fold logits: f1 = mean of S F1 and V F1;
+    # s_f2 = mean of S F2 and V F1 (a missed SVEB weighs more than a false S alarm).
+    bias_objective: str = "f1"
     seed: int = 0
     num_threads: int = 2
     out_dir: str | None = None  # default <home>/build/ecg-<arch>
@@ -84,6 +91,16 @@ class EcgTrainConfig:
                 f"feature_model_inputs {self.feature_model_inputs!r}; valid: "
                 + ", ".join(FEATURE_MODEL_INPUTS),
                 param="feature_model_inputs",
+            )
+        if self.feature_model_af_gate and not self.feature_model_weight:
+            raise InvalidInput(
+                "feature_model_af_gate gates the feature model: set feature_model_weight",
+                param="feature_model_af_gate",
+            )
+        if self.bias_objective not in BIAS_OBJECTIVES:
+            raise InvalidInput(
+                f"bias_objective {self.bias_objective!r}; valid: {', '.join(BIAS_OBJECTIVES)}",
+                param="bias_objective",
             )
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise InvalidInput("cv_folds must be 0 (off) or at least 2", param="cv_folds")

@@ -16,7 +16,7 @@ import numpy as np
 from paramstack.ecg.beats import BeatSet, BeatWindow, record_beats
 from paramstack.ecg.records import read_record
 
-_CACHE_VERSION = 7  # bump when beats.py changes what it produces
+_CACHE_VERSION = 8  # bump when beats.py changes what it produces
 
 
 def _cache_path(cache_dir: Path, db_dir: Path, name: str, model_fs: float, w: BeatWindow) -> Path:

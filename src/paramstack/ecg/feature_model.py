@@ -10,13 +10,15 @@ scikit-learn fits it; the coefficients then live in the torch graph
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from paramstack.ecg.models import FeatureLogistic
+from paramstack.ecg.models import AfGate, FeatureLogistic
+from paramstack.ecg.rhythm import GATE_WINDOW_BEATS, AfDetector
 
 LOGISTIC_C = 1.0  # inverse L2 strength on standardised features (scikit-learn's default)
 ABSENT_CLASS_LOG_ODDS = -30.0  # a class missing from the training beats is never chosen
@@ -63,3 +65,47 @@ def load_into(head: FeatureLogistic, model: Any, weight: float) -> None:
         head.linear.weight.copy_(torch.from_numpy(coef))
         head.linear.bias.copy_(torch.from_numpy(intercept))
         head.weight.fill_(weight)
+
+
+def _detector(db: Path, names: list[str]) -> AfDetector | None:
+    """The AF detector on GATE_WINDOW_BEATS windows fitted on ``names``; None without AF."""
+    from paramstack.ecg.rhythm_eval import load_rhythm_record, train_af_detector
+
+    try:
+        records = [load_rhythm_record(db, n) for n in names]
+        return train_af_detector(records, window_beats=GATE_WINDOW_BEATS)
+    except ValueError:  # no AF beats (or nothing but AF) among the records
+        return None
+
+
+def gate_mask(detector: AfDetector | None, af_columns: npt.NDArray[np.float32]) -> Any:
+    """Beats the detector calls AF (probability >= its threshold, 0.5: log-odds >= 0)."""
+    if detector is None:
+        return np.zeros(len(af_columns), dtype=bool)
+    z = (af_columns - np.asarray(detector.mean)) / np.asarray(detector.scale)
+    return z @ np.asarray(detector.coef) + detector.intercept >= 0
+
+
+def out_of_fold_gate(
+    db: Path, names: tuple[str, ...], record: npt.NDArray[np.int64], af: npt.NDArray[np.float32]
+) -> npt.NDArray[np.bool_]:
+    """The gate for each record's beats from a detector fitted on the other records (not the
+    other folds: a training set's AF beats tend to sit in one or two records, all in one
+    fold, so a fold-wise refit would never gate them)."""
+    out = np.zeros(len(record), dtype=bool)
+    for r, name in enumerate(names):
+        mask = record == r
+        out[mask] = gate_mask(_detector(db, [n for n in names if n != name]), af[mask])
+    return out
+
+
+def fit_gate(gate: AfGate, db: Path, names: tuple[str, ...]) -> AfDetector | None:
+    """Fit the AF detector on every training record and copy it into the graph's gate."""
+    detector = _detector(db, list(names))
+    if detector is not None:
+        with torch.no_grad():
+            gate.mean.copy_(torch.tensor(detector.mean, dtype=torch.float32))
+            gate.std.copy_(torch.tensor(detector.scale, dtype=torch.float32))
+            gate.coef.copy_(torch.tensor(detector.coef, dtype=torch.float32))
+            gate.intercept.fill_(detector.intercept)
+    return detector

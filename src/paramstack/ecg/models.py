@@ -230,10 +230,35 @@ class FeatureLogistic(nn.Module):
         return self.weight * self.linear(z)  # type: ignore[no-any-return]
 
 
+class AfGate(nn.Module):
+    """The AF detector of ``ecg.rhythm`` (a logistic regression on the AF features of a
+    10-beat window) inside the graph: 1 for beats it calls AF, else 0. Inside AF the feature
+    model is dropped (irregular RR intervals look premature to it; DS1 CV in docs/ecg.md), so
+    ONNX and strips gate exactly as training did. Reads ``n_af`` columns from ``offset``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    coef: torch.Tensor
+    intercept: torch.Tensor
+
+    def __init__(self, offset: int, n_af: int) -> None:
+        super().__init__()
+        self.offset, self.n_af = offset, n_af
+        self.register_buffer("mean", torch.zeros(n_af))
+        self.register_buffer("std", torch.ones(n_af))
+        self.register_buffer("coef", torch.zeros(n_af))
+        self.register_buffer("intercept", torch.full((), -1.0))  # untrained: never gates
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = (features[:, self.offset : self.offset + self.n_af] - self.mean) / self.std
+        return ((z @ self.coef + self.intercept) >= 0).to(features.dtype)
+
+
 @model_arch("ensemble")
 class BeatEnsemble(BeatClassifier):
     """Average of the members' logits; members are built by name. With ``feature_model``
-    the logistic regression on ``n_features`` hand features (``FeatureLogistic``) is added.
+    the logistic regression on ``n_features`` hand features (``FeatureLogistic``) is added;
+    with ``af_gate`` (offset, count of the AF columns) it is dropped for beats in AF.
 
     Training gives each member its own loss (``member_logits``), so the members stay
     independent models that differ by initialisation (and by architecture when mixed):
@@ -247,6 +272,7 @@ class BeatEnsemble(BeatClassifier):
         n_classes: int,
         members: tuple[str, ...] = ("resnet1d", "cnn_lstm", "transformer"),
         feature_model: int = 0,
+        af_gate: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(window, n_rr, n_classes, embed_dim=1)
         if not members or "ensemble" in members:
@@ -257,6 +283,9 @@ class BeatEnsemble(BeatClassifier):
             build_model(m, window=window, n_rr=n_rr, n_classes=n_classes) for m in members
         )
         self.features = FeatureLogistic(feature_model, n_classes) if feature_model else None
+        if af_gate is not None and not feature_model:
+            raise InvalidInput("af_gate gates the feature model: set feature_model too")
+        self.af_gate = AfGate(*af_gate) if af_gate is not None else None
 
     def set_rr_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().set_rr_normalisation(mean, std)
@@ -270,7 +299,12 @@ class BeatEnsemble(BeatClassifier):
 
     def forward(self, beats: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
         logits = self.member_logits(beats, rr).mean(dim=0) + self.logit_bias
-        return logits if self.features is None else logits + self.features(rr)
+        if self.features is None:
+            return logits
+        head = self.features(rr)
+        if self.af_gate is not None:
+            head = head * (1.0 - self.af_gate(rr)).unsqueeze(1)
+        return logits + head  # type: ignore[no-any-return]
 
 
 class PackedInput(nn.Module):

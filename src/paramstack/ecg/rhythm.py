@@ -125,6 +125,18 @@ def af_features(peaks_s: Array, window_beats: int = 32) -> npt.NDArray[np.float3
     return per_window[first].astype(np.float32)
 
 
+GATE_WINDOW_BEATS = 10  # the AF gate's and the served AF screen's window: a 10 s strip's beats
+
+
+def af_columns(peaks_s: Array) -> npt.NDArray[np.float32]:
+    """AF_FEATURES per beat on GATE_WINDOW_BEATS windows, the per-beat model inputs of the
+    feature model's AF gate. Under five beats no rhythm can be judged: zeros (a perfectly
+    regular rhythm), so the gate stays open."""
+    if len(peaks_s) < 5:
+        return np.zeros((len(peaks_s), len(AF_FEATURES)), np.float32)
+    return af_features(peaks_s, GATE_WINDOW_BEATS)
+
+
 @dataclass(frozen=True)
 class AfDetector:
     """Standardised logistic regression over AF_FEATURES; JSON-serialisable."""

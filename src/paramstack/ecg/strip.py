@@ -26,7 +26,7 @@ from paramstack.ecg.beats import (
     rr_features,
 )
 from paramstack.ecg.intervals import beat_intervals, interval_summary
-from paramstack.ecg.rhythm import AfDetector, vf_episodes
+from paramstack.ecg.rhythm import AfDetector, af_columns, vf_episodes
 from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
 from paramstack.errors import InvalidInput, ParamstackError
 
@@ -204,7 +204,9 @@ def analyze_strip(
     beats, morph, keep = beat_inputs(
         conditioned, peaks, BeatWindow(*window), model_fs if wanted > len(rr[0]) else None
     )
-    features = np.concatenate([rr[keep], morph], axis=1)[:, :wanted]
+    gate = af_columns(peaks / model_fs) if wanted > len(rr[0]) + morph.shape[1] else None
+    features = np.concatenate([rr[keep], morph, *([] if gate is None else [gate[keep]])], 1)
+    features = features[:, :wanted]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (

@@ -25,6 +25,7 @@ from paramstack.config import Settings
 from paramstack.ecg.beats import (
     BEAT_CHANNEL_NAMES,
     BEAT_FEATURES,
+    GATE_FEATURES,
     RR_FEATURES,
     TEMPLATE_BEATS,
     BeatSet,
@@ -137,6 +138,8 @@ def new_model(config: EcgTrainConfig, arch: str | None = None) -> BeatClassifier
     kwargs = {} if arch else dict(config.arch_kwargs)
     if not arch and config.feature_model_weight:
         kwargs["feature_model"] = feature_model_columns(config.feature_model_inputs)
+    if not arch and config.feature_model_af_gate:
+        kwargs["af_gate"] = (len(BEAT_FEATURES) - len(GATE_FEATURES), len(GATE_FEATURES))
     return build_model(
         arch or config.arch,
         window=config.before + config.after,
@@ -172,7 +175,12 @@ def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str
     if config is None:
         return None
     settings = dataclasses.asdict(config) if isinstance(config, EcgTrainConfig) else config
-    return {k: v for k, v in settings.items() if not k.startswith("feature_model_")}
+    after_members = ("bias_objective",)  # chosen on the members' out-of-fold logits
+    return {
+        k: v
+        for k, v in settings.items()
+        if not k.startswith("feature_model_") and k not in after_members
+    }
 
 
 def fit_model(
@@ -301,6 +309,8 @@ def train_ecg(
 
 
 def _columns_read(model: BeatClassifier) -> int:
+    if isinstance(model, BeatEnsemble) and model.af_gate is not None:
+        return model.af_gate.offset + model.af_gate.n_af
     if isinstance(model, BeatEnsemble) and model.features is not None:
         return max(model.n_rr, model.features.n_features)
     return model.n_rr
