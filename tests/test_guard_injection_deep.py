@@ -102,3 +102,23 @@ def test_old_linear_files_load_without_windows(tmp_path: Path) -> None:
     model = InjectionModel.load(path)
     assert type(model) is InjectionModel and model.windows == 0 and model.word_orders == ()
     assert model.score(BURIED) == pytest.approx(1 / (1 + np.e))
+
+
+def test_the_served_check_scores_windows(rows: list[tuple[str, int, str]], tmp_path: Path) -> None:
+    """``InjectionCheck`` hands the detector precomputed whole-text ids; a windowed model must
+    still judge the windows (it featurises the text itself)."""
+    from paramstack.errors import GuardBlocked
+    from paramstack.guard.checks import GuardResources
+    from paramstack.guard.engine import Guard
+
+    texts, labels, groups = (list(x) for x in zip(*rows, strict=True))
+    model, _ = train(texts, labels, TrainConfig(bits=16, epochs=80), groups)
+    whole = model.score(BURIED)
+    model.windows = 3
+    middle = (whole + model.score(BURIED)) / 2
+    model.lang_thresholds, model.threshold = {"en": middle}, middle
+    guard = Guard(resources=GuardResources(home=tmp_path, injection_model=model))
+    with pytest.raises(GuardBlocked):
+        guard.check_input(BURIED)
+    model.windows = 0
+    assert guard.check_input(BURIED).text == BURIED
