@@ -21,7 +21,9 @@ def cv_models(
     folds: int = 4,
     epochs: int = 150,
     per_family: int = 150,
-    kinds: Annotated[str, typer.Option(help="Comma-separated: linear, deep.")] = "linear,deep",
+    kinds: Annotated[
+        str, typer.Option(help="Comma-separated: linear, deep; ':aug' fits benign windows too.")
+    ] = "linear,deep",
     windows: Annotated[str, typer.Option(help="Comma-separated window widths (0 = off).")] = "0,3",
     dev: Annotated[bool, typer.Option(help="Also judge the dev latent side.")] = True,
 ) -> None:
@@ -31,8 +33,9 @@ def cv_models(
     from paramstack.guard.model_cv import ModelCvConfig, model_cv
 
     kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip())
-    if not kind_list or any(k not in ("linear", "deep") for k in kind_list):
-        raise typer.BadParameter(f"--kinds must name linear and/or deep, got {kinds!r}")
+    known = ("linear", "deep", "linear:aug", "deep:aug")
+    if not kind_list or any(k not in known for k in kind_list):
+        raise typer.BadParameter(f"--kinds must be among {', '.join(known)}; got {kinds!r}")
     try:
         widths = tuple(int(w) for w in windows.split(","))
     except ValueError as exc:

@@ -221,6 +221,7 @@ class TrainConfig:
     seed: int = 0
     kind: str = "linear"  # "deep": the wide-and-deep model of injection_deep
     windows: int = 0  # sentences per scored window (0: the whole text only)
+    window_rows: int = 0  # per long benign row, fit this many of its windows as benign rows
 
 
 def train(
@@ -246,11 +247,19 @@ def train(
     """
     started = time.perf_counter()
     groups = list(groups) or ["all"] * len(texts)
+    n_rows = len(texts)  # rows past n_rows are benign windows: fitted, never scored
+    if cfg.window_rows:
+        from paramstack.guard.injection_windows import benign_windows
+
+        texts, labels, groups, fold_keys = benign_windows(
+            texts, labels, groups, fold_keys, cfg.windows or 3, cfg.window_rows
+        )
     feats = [features(t, cfg.orders, cfg.bits, cfg.word_orders) for t in texts]
     order = np.random.default_rng(cfg.seed).permutation(len(texts))
     scores = np.zeros(len(texts))
     if cfg.folds >= 2 and cfg.valid_fraction > 0:
-        valid = fit = order
+        fit = order
+        valid = order[order < n_rows]
         fold_of = np.zeros(len(texts), dtype=np.int64)
         fold_of[order] = np.arange(len(texts)) % cfg.folds
         if fold_keys:  # rows sharing a key (a template) share a fold
@@ -258,10 +267,12 @@ def train(
         for k in range(cfg.folds):
             held = np.flatnonzero(fold_of == k)
             part = _fit_rows(np.setdiff1d(order, held), feats, labels, groups, cfg)
+            held = held[held < n_rows]
             scores[held] = [_score_row(part, texts[int(i)], feats[i]) for i in held]
     else:
-        n_valid = int(len(texts) * cfg.valid_fraction)
+        n_valid = int(n_rows * cfg.valid_fraction)
         valid, fit = order[:n_valid], order[n_valid:]
+        valid = valid[valid < n_rows]
     model = _fit_rows(fit, feats, labels, groups, cfg)
     if not (cfg.folds >= 2 and cfg.valid_fraction > 0):
         scores[valid] = [_score_row(model, texts[int(i)], feats[i]) for i in valid]

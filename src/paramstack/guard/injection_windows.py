@@ -95,3 +95,42 @@ def window_logit(model: InjectionModel, text: str, norm: str | None = None) -> f
 def window_score(model: InjectionModel, text: str, norm: str | None = None) -> float:
     """P(injection) of :func:`window_logit`."""
     return float(1 / (1 + np.exp(-window_logit(model, text, norm))))
+
+
+def sentence_windows(text: str, width: int, limit: int) -> list[str]:
+    """Up to ``limit`` windows of ``width`` sentences of a text of at least
+    :data:`MIN_SENTENCES` sentences, evenly spaced (first and last included)."""
+    bounds = sentence_bounds(text)
+    count = len(bounds) - 1 - width + 1
+    if len(bounds) - 1 < MIN_SENTENCES or count < 1 or limit < 1:
+        return []
+    picks = sorted({round(i * (count - 1) / max(1, limit - 1)) for i in range(min(limit, count))})
+    return [text[bounds[i] : bounds[i + width]].strip() for i in picks]
+
+
+def benign_windows(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    groups: Sequence[str],
+    fold_keys: Sequence[str],
+    width: int,
+    limit: int,
+) -> tuple[list[str], list[int], list[str], list[str]]:
+    """The rows plus windows of every long benign row, appended after them as benign rows of
+    group ``<lang>:window`` with the parent's fold key (same fold as their parent).
+
+    Why: a model scored on windows meets sentence triples of benign documents — a README's
+    install steps, a frame's bare task — that it never saw alone; fitted on them, it learns
+    that an imperative in reference text is no attack. Attack rows add no windows (which of
+    their windows holds the instruction is unknown)."""
+    keys = list(fold_keys) or list(texts)
+    out = (list(texts), list(labels), list(groups), keys.copy())
+    for text, label, group, key in zip(texts, labels, groups, keys, strict=True):
+        if label != 0:
+            continue
+        for window in sentence_windows(text, width, limit):
+            out[0].append(window)
+            out[1].append(0)
+            out[2].append(f"{group.split(':')[0]}:window")
+            out[3].append(key)
+    return out

@@ -26,6 +26,7 @@ class ModelCvConfig:
     target_fpr: float = 0.05
     kinds: tuple[str, ...] = ("linear", "deep")
     windows: tuple[int, ...] = (0, 3)
+    window_rows: int = 3  # for a kind named "<kind>:aug" (benign windows fitted as rows)
 
 
 def variant_name(kind: str, windows: int) -> str:
@@ -36,11 +37,19 @@ def fit_kind(rows: list[Prompt], kind: str, cfg: ModelCvConfig) -> tuple[Injecti
     """``kind`` fitted on ``rows`` minus the inner template hold-out; its CPU seconds."""
     fit = [r for r in rows if not inner_held(r)]
     started = time.process_time()
+    base, _, extra = kind.partition(":")  # "linear:aug": fitted on benign windows as well
     model, _ = train(
         [r.text for r in fit],
         [r.label for r in fit],
-        TrainConfig(epochs=cfg.epochs, target_fpr=cfg.target_fpr, valid_fraction=0.0, kind=kind),
+        TrainConfig(
+            epochs=cfg.epochs,
+            target_fpr=cfg.target_fpr,
+            valid_fraction=0.0,
+            kind=base,
+            window_rows=cfg.window_rows if extra == "aug" else 0,
+        ),
         [train_group(r) for r in fit],
+        [r.fold_key for r in fit],
     )
     return model, time.process_time() - started
 
