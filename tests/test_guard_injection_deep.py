@@ -122,3 +122,32 @@ def test_the_served_check_scores_windows(rows: list[tuple[str, int, str]], tmp_p
         guard.check_input(BURIED)
     model.windows = 0
     assert guard.check_input(BURIED).text == BURIED
+
+
+def test_sentence_windows_are_evenly_spaced() -> None:
+    from paramstack.guard.injection_windows import sentence_windows
+
+    text = " ".join(f"Sentence {i} is here." for i in range(8))
+    picks = sentence_windows(text, 3, 3)
+    assert picks[0].startswith("Sentence 0") and picks[-1].startswith("Sentence 5")
+    assert len(picks) == 3 and all(p.count(".") == 3 for p in picks)
+    assert sentence_windows("One. Two. Three.", 3, 3) == []  # under MIN_SENTENCES
+
+
+def test_benign_windows_are_fitted_but_never_scored(rows: list[tuple[str, int, str]]) -> None:
+    from paramstack.guard.injection_windows import benign_windows
+
+    long_benign = " ".join(f"The museum opens at {h} on day {h}." for h in range(3, 11))
+    texts = [BURIED, long_benign, "Tell me a joke."]
+    out = benign_windows(texts, [1, 0, 0], ["en:a", "en:b", "en:b"], ["k1", "k2", "k3"], 3, 3)
+    assert out[0][:3] == texts and len(out[0]) == 6  # the attack and the short row add none
+    assert set(out[2][3:]) == {"en:window"} and set(out[3][3:]) == {"k2"} and out[1][3:] == [0] * 3
+    all_texts, labels, groups = (list(x) for x in zip(*rows, strict=True))
+    all_texts.append(long_benign)
+    labels.append(0)
+    groups.append("en:long")
+    cfg = TrainConfig(bits=14, epochs=40, folds=2, window_rows=3, windows=3)
+    model, meta = train(all_texts, labels, cfg, groups)
+    assert model.windows == 3
+    assert meta["valid_rows"] == len(all_texts)  # out-of-fold scores only for the real rows
+    assert "en:window:benign" not in meta["validation_by_group"]
