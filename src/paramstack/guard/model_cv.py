@@ -9,6 +9,7 @@ gets its own thresholds from the hold-out's benign rows, scored the way it will 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,7 @@ def model_cv(
     judged = rows + channel
     variants = [variant_name(k, w) for k in cfg.kinds for w in cfg.windows]
     flags = {v: [False] * len(judged) for v in variants}
+    margins = {v: [0.0] * len(judged) for v in variants}
     seconds = {k: 0.0 for k in cfg.kinds}
     for k in range(cfg.folds):
         fit_rows = [r for r in rows if fold_of(r, cfg.folds) != k]
@@ -83,13 +85,13 @@ def model_cv(
             for windows in cfg.windows:
                 set_thresholds(model, fit_rows, windows, cfg.target_fpr)
                 detector = InjectionDetector(model)
+                name = variant_name(kind, windows)
                 for i in held:
-                    flags[variant_name(kind, windows)][i] = (
-                        detector.detect(judged[i].text) is not None
-                    )
+                    flags[name][i], margins[name][i] = _judge(detector, model, judged[i].text)
     report: dict[str, Any] = {
         "cv": {v: summarise(judged, f) for v, f in flags.items()},
         "fit_cpu_seconds": {k: round(s / cfg.folds, 1) for k, s in seconds.items()},
+        "matched": {v: matched_recall(judged, margins[v], flags[variants[0]]) for v in variants},
     }
     if dev:
         report["dev"] = {}
@@ -102,3 +104,58 @@ def model_cv(
                     dev, [detector.detect(r.text) is not None for r in dev]
                 )
     return report
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def _judge(detector: InjectionDetector, model: InjectionModel, text: str) -> tuple[bool, float]:
+    """The detector's flag and the classifier's logit margin over its threshold (+inf when a
+    pattern or the decoding layer flagged: no threshold shift removes that flag)."""
+    hit = detector.detect(text)
+    if hit is not None and hit.rule != "injection.classifier":
+        return True, math.inf
+    margin = _logit(model.score(text)) - _logit(model.threshold_for(text))
+    return hit is not None, margin
+
+
+def matched_recall(
+    rows: list[Prompt], margins: list[float], base_flags: list[bool]
+) -> dict[str, dict[str, float]]:
+    """Post-hoc diagnostic, not a selection rule: per language, the recall a variant reaches
+    when one logit shift of its thresholds brings its out-of-fold group-mean benign FPR down
+    to the baseline variant's (``base_flags``). Compares how well variants rank, apart from
+    where their thresholds happen to land."""
+    out: dict[str, dict[str, float]] = {}
+    for lang in sorted({r.lang for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r.lang == lang]
+        benign = [i for i in idx if rows[i].label == 0]
+        groups: dict[str, list[int]] = {}
+        for i in benign:
+            groups.setdefault(train_group(rows[i]), []).append(i)
+
+        def fpr(flags: list[bool], members: dict[str, list[int]] = groups) -> float:
+            return sum(sum(flags[i] for i in m) / len(m) for m in members.values()) / len(members)
+
+        def above(shift: float) -> list[bool]:
+            return [m > shift for m in margins]
+
+        target = fpr(base_flags)
+        shifts = sorted({margins[i] for i in benign if math.isfinite(margins[i])} | {0.0})
+        lo, hi = 0, len(shifts) - 1  # smallest shift whose FPR is at most the target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fpr(above(shifts[mid])) <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        flagged = above(shifts[lo])
+        attacks = [i for i in idx if rows[i].label == 1]
+        out[lang] = {
+            "shift": round(shifts[lo], 3),
+            "fpr_group_mean": round(fpr(flagged), 3),
+            "recall": round(sum(flagged[i] for i in attacks) / max(1, len(attacks)), 3),
+        }
+    return out
