@@ -151,3 +151,16 @@ def test_benign_windows_are_fitted_but_never_scored(rows: list[tuple[str, int, s
     assert model.windows == 3
     assert meta["valid_rows"] == len(all_texts)  # out-of-fold scores only for the real rows
     assert "en:window:benign" not in meta["validation_by_group"]
+
+
+def test_matched_recall_shifts_to_the_baseline_fpr() -> None:
+    from paramstack.guard.datasets import Prompt
+    from paramstack.guard.model_cv import matched_recall
+
+    rows = [Prompt(f"a{i}", 1, "en", "x") for i in range(4)]
+    rows += [Prompt(f"b{i}", 0, "en", "fam") for i in range(4)]
+    base = [True, True, False, False, True, False, False, False]  # group-mean FPR 0.25
+    margins = [5.0, 3.0, 2.0, 0.5, 4.0, 1.0, -1.0, -2.0]  # flags 2 of 4 benign at shift 0
+    out = matched_recall(rows, margins, base)["en"]
+    assert out["fpr_group_mean"] == 0.25 and out["shift"] == 1.0
+    assert out["recall"] == 0.75  # 5, 3, 2 stay above the shift; 0.5 does not
