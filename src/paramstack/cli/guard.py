@@ -86,9 +86,22 @@ def train_injection(
         bool,
         typer.Option(help="Benign English reference passages (guard/reference_docs.py)."),
     ] = True,
+    kind: Annotated[
+        str, typer.Option(help="Whole-prompt model: linear or deep (guard/injection_deep.py).")
+    ] = "linear",
+    windows: Annotated[
+        int, typer.Option(help="Whole-prompt model also scores windows of N sentences (0: off).")
+    ] = 0,
+    window_rows: Annotated[
+        int, typer.Option(help="Fit up to N windows of each long benign row as benign rows.")
+    ] = 0,
 ) -> None:
     """Train the whole-prompt classifier and the document classifier (the data part of a
     prompt, ``guard/channels.py``); save both as .npz + meta."""
+    if kind not in ("linear", "deep"):
+        raise typer.BadParameter(f"--kind must be linear or deep, got {kind!r}")
+    if windows < 0 or windows == 1 or window_rows < 0:
+        raise typer.BadParameter("--windows must be 0 (off) or >= 2, --window-rows >= 0")
     from paramstack.guard.datasets import train_group
     from paramstack.guard.injection_data import document_rows
     from paramstack.guard.injection_model import TrainConfig, train
@@ -108,7 +121,16 @@ def train_injection(
         model, meta = train(
             [r.text for r in part],
             [r.label for r in part],
-            TrainConfig(epochs=epochs, folds=folds, target_fpr=fpr),
+            TrainConfig(epochs=epochs, folds=folds, target_fpr=fpr)
+            if name == "data_model"
+            else TrainConfig(
+                epochs=epochs,
+                folds=folds,
+                target_fpr=fpr,
+                kind=kind,
+                windows=windows,
+                window_rows=window_rows,
+            ),
             [train_group(r) for r in part],
             [r.fold_key for r in part],
         )

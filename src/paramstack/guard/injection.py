@@ -193,11 +193,14 @@ class InjectionDetector:
         if channels.split and (channels.task or not channels.data):
             # the whole-prompt model reads the task (defensive wording dropped); the
             # document is judged by the document model below
-            text, ids = channels.task, None
-        if callable(ids):  # the caller's features, computed only when the whole text is scored
-            ids = ids()
+            text, ids, norm = channels.task, None, None
         if self.model is not None:
-            score = self.model.score(text) if ids is None else self.model.score_ids(ids)
+            if self.model.windows:  # windows need n-gram offsets: the model featurises itself
+                score = self.model.score(text, norm)
+            else:
+                if callable(ids):  # the caller's features, computed only when scored here
+                    ids = ids()
+                score = self.model.score(text) if ids is None else self.model.score_ids(ids)
             limit = self.fixed_threshold
             if limit is None:
                 limit = self.model.threshold_for(text)

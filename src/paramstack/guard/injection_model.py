@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from paramstack.guard.injection_report import by_group, validation
 from paramstack.guard.textnorm import deobfuscate, guess_lang
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -105,6 +106,7 @@ class InjectionModel:
     threshold: float = 0.5
     lang_thresholds: dict[str, float] = field(default_factory=dict)
     word_orders: tuple[int, ...] = ()
+    windows: int = 0  # > 0: also score windows of this many sentences (injection_windows)
 
     def threshold_for(self, text: str) -> float:
         """The calibrated threshold of the text's language (``guess_lang``), else the global one.
@@ -114,8 +116,20 @@ class InjectionModel:
         """
         return self.lang_thresholds.get(guess_lang(text), self.threshold)
 
-    def score(self, text: str) -> float:
-        return self.score_ids(features(text, self.orders, self.bits, self.word_orders))
+    def score(self, text: str, norm: str | None = None) -> float:
+        if self.windows:
+            from paramstack.guard.injection_windows import window_score
+
+            return window_score(self, text, norm)
+        return self.score_ids(features(text, self.orders, self.bits, self.word_orders, norm=norm))
+
+    def id_rows(self, idx: IntArray) -> FloatArray:
+        """Per-id contributions, one row per id (summed over a text or a window)."""
+        return self.weights[idx][:, None]
+
+    def logits(self, bags: FloatArray) -> FloatArray:
+        """Logits of summed, length-normalised :meth:`id_rows` (one bag per row)."""
+        return bags[:, 0] + np.float32(self.bias)
 
     def score_ids(self, idx: IntArray) -> float:
         """P(injection) from precomputed :func:`features` ids (training scores many folds)."""
@@ -140,14 +154,21 @@ class InjectionModel:
                     [self.lang_thresholds[k] for k in sorted(self.lang_thresholds)],
                     dtype=np.float64,
                 ),
+                windows=np.int64(self.windows),
             )
         if meta is not None:
             path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
     @classmethod
     def load(cls, path: Path) -> InjectionModel:
+        """Either kind of model file (``kind`` = "deep": :mod:`injection_deep`); files from
+        before word n-grams or windows load with those off."""
         with np.load(path, allow_pickle=False) as data:
-            return cls(
+            if "kind" in data.files and str(data["kind"]) == "deep":
+                from paramstack.guard.injection_deep import DeepInjectionModel
+
+                return DeepInjectionModel.from_arrays(data)
+            return InjectionModel(
                 weights=data["weights"].astype(np.float32),
                 bias=float(data["bias"]),
                 orders=tuple(int(x) for x in data["orders"]),
@@ -160,6 +181,7 @@ class InjectionModel:
                         data.get("lang_names", []), data.get("lang_values", []), strict=True
                     )
                 },
+                windows=int(data["windows"]) if "windows" in data.files else 0,
             )
 
 
@@ -197,6 +219,9 @@ class TrainConfig:
     valid_fraction: float = 0.25
     folds: int = 0
     seed: int = 0
+    kind: str = "linear"  # "deep": the wide-and-deep model of injection_deep
+    windows: int = 0  # sentences per scored window (0: the whole text only)
+    window_rows: int = 0  # per long benign row, fit this many of its windows as benign rows
 
 
 def train(
@@ -222,11 +247,19 @@ def train(
     """
     started = time.perf_counter()
     groups = list(groups) or ["all"] * len(texts)
+    n_rows = len(texts)  # rows past n_rows are benign windows: fitted, never scored
+    if cfg.window_rows:
+        from paramstack.guard.injection_windows import benign_windows
+
+        texts, labels, groups, fold_keys = benign_windows(
+            texts, labels, groups, fold_keys, cfg.windows or 3, cfg.window_rows
+        )
     feats = [features(t, cfg.orders, cfg.bits, cfg.word_orders) for t in texts]
     order = np.random.default_rng(cfg.seed).permutation(len(texts))
     scores = np.zeros(len(texts))
     if cfg.folds >= 2 and cfg.valid_fraction > 0:
-        valid = fit = order
+        fit = order
+        valid = order[order < n_rows]
         fold_of = np.zeros(len(texts), dtype=np.int64)
         fold_of[order] = np.arange(len(texts)) % cfg.folds
         if fold_keys:  # rows sharing a key (a template) share a fold
@@ -234,21 +267,23 @@ def train(
         for k in range(cfg.folds):
             held = np.flatnonzero(fold_of == k)
             part = _fit_rows(np.setdiff1d(order, held), feats, labels, groups, cfg)
-            scores[held] = [part.score_ids(feats[i]) for i in held]
+            held = held[held < n_rows]
+            scores[held] = [_score_row(part, texts[int(i)], feats[i]) for i in held]
     else:
-        n_valid = int(len(texts) * cfg.valid_fraction)
+        n_valid = int(n_rows * cfg.valid_fraction)
         valid, fit = order[:n_valid], order[n_valid:]
+        valid = valid[valid < n_rows]
     model = _fit_rows(fit, feats, labels, groups, cfg)
     if not (cfg.folds >= 2 and cfg.valid_fraction > 0):
-        scores[valid] = [model.score_ids(feats[i]) for i in valid]
+        scores[valid] = [_score_row(model, texts[int(i)], feats[i]) for i in valid]
     benign = [i for i in valid if labels[i] == 0]
     model.lang_thresholds = _thresholds(
         [float(scores[i]) for i in benign], [groups[i] for i in benign], cfg.target_fpr
     )
     model.threshold = max(model.lang_thresholds.values(), default=0.5)
     meta = {
-        "validation": _validation(model, [(texts[i], scores[i], labels[i]) for i in valid]),
-        "validation_by_group": _by_group(
+        "validation": validation(model, [(texts[i], scores[i], labels[i]) for i in valid]),
+        "validation_by_group": by_group(
             model, [(texts[i], scores[i], labels[i], groups[i]) for i in valid]
         ),
         "rows": len(texts),
@@ -263,6 +298,10 @@ def train(
     return model, meta
 
 
+def _score_row(model: InjectionModel, text: str, ids: IntArray) -> float:
+    return model.score(text) if model.windows else model.score_ids(ids)
+
+
 def _fit_rows(
     rows: IntArray,
     feats: list[IntArray],
@@ -270,7 +309,15 @@ def _fit_rows(
     groups: Sequence[str],
     cfg: TrainConfig,
 ) -> InjectionModel:
-    return _fit([feats[i] for i in rows], [labels[i] for i in rows], cfg, [groups[i] for i in rows])
+    args = ([feats[i] for i in rows], [labels[i] for i in rows], cfg, [groups[i] for i in rows])
+    if cfg.kind == "deep":
+        from paramstack.guard.injection_deep import fit_deep
+
+        model: InjectionModel = fit_deep(*args)
+    else:
+        model = _fit(*args)
+    model.windows = cfg.windows
+    return model
 
 
 def _thresholds(scores: list[float], groups: list[str], target_fpr: float) -> dict[str, float]:
@@ -296,41 +343,6 @@ def _thresholds(scores: list[float], groups: list[str], target_fpr: float) -> di
                 break
             threshold = score
         out[lang] = min(0.99, threshold)
-    return out
-
-
-def _by_group(
-    model: InjectionModel, rows: list[tuple[str, float, int, str]]
-) -> dict[str, dict[str, float]]:
-    """Share flagged out of fold per (group, label): which family is weak, without a look at
-    any evaluation set."""
-    cells: dict[str, list[bool]] = {}
-    for text, score, label, group in rows:
-        key = f"{group}:{'attack' if label else 'benign'}"
-        cells.setdefault(key, []).append(score >= model.threshold_for(text))
-    return {
-        k: {"flagged": round(sum(v) / len(v), 3), "rows": len(v)} for k, v in sorted(cells.items())
-    }
-
-
-def _validation(model: InjectionModel, rows: list[tuple[str, float, int]]) -> dict[str, Any]:
-    """Recall / FPR per language of out-of-fold (or held-back) training rows, at the thresholds.
-
-    The only figures used to choose data and features: the evaluation sets stay untouched.
-    """
-    out: dict[str, Any] = {}
-    by_lang: dict[str, list[tuple[bool, int]]] = {}
-    for text, score, label in rows:
-        by_lang.setdefault(guess_lang(text), []).append((score >= model.threshold_for(text), label))
-    for lang, flags in sorted(by_lang.items()):
-        pos = [f for f, y in flags if y == 1]
-        neg = [f for f, y in flags if y == 0]
-        out[lang] = {
-            "recall": round(sum(pos) / max(1, len(pos)), 3),
-            "fpr": round(sum(neg) / max(1, len(neg)), 3),
-            "attacks": len(pos),
-            "benign": len(neg),
-        }
     return out
 
 

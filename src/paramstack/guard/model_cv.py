@@ -1,0 +1,161 @@
+"""Template-grouped CV of the injection detector across model kinds and window scoring.
+
+Chooses the whole-prompt classifier (linear or wide-and-deep, with or without sentence
+windows) on training data only: the folds of :mod:`channel_cv` (by :attr:`Prompt.fold_key`),
+channels off as in the default policy, patterns and decoding layer included. Per fold each
+kind is fitted once on the other folds minus the inner template hold-out; each window setting
+gets its own thresholds from the hold-out's benign rows, scored the way it will serve.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from paramstack.guard.channel_cv import fold_of, inner_held, summarise
+from paramstack.guard.datasets import Prompt, train_group
+from paramstack.guard.injection import InjectionDetector
+from paramstack.guard.injection_model import InjectionModel, TrainConfig, _thresholds, train
+
+
+@dataclass(frozen=True)
+class ModelCvConfig:
+    folds: int = 4
+    epochs: int = 150
+    target_fpr: float = 0.05
+    kinds: tuple[str, ...] = ("linear", "deep")
+    windows: tuple[int, ...] = (0, 3)
+    window_rows: int = 3  # for a kind named "<kind>:aug" (benign windows fitted as rows)
+
+
+def variant_name(kind: str, windows: int) -> str:
+    return f"{kind}+w{windows}" if windows else kind
+
+
+def fit_kind(rows: list[Prompt], kind: str, cfg: ModelCvConfig) -> tuple[InjectionModel, float]:
+    """``kind`` fitted on ``rows`` minus the inner template hold-out; its CPU seconds."""
+    fit = [r for r in rows if not inner_held(r)]
+    started = time.process_time()
+    base, _, extra = kind.partition(":")  # "linear:aug": fitted on benign windows as well
+    model, _ = train(
+        [r.text for r in fit],
+        [r.label for r in fit],
+        TrainConfig(
+            epochs=cfg.epochs,
+            target_fpr=cfg.target_fpr,
+            valid_fraction=0.0,
+            kind=base,
+            window_rows=cfg.window_rows if extra == "aug" else 0,
+        ),
+        [train_group(r) for r in fit],
+        [r.fold_key for r in fit],
+    )
+    return model, time.process_time() - started
+
+
+def set_thresholds(model: InjectionModel, rows: list[Prompt], windows: int, fpr: float) -> None:
+    """Window setting ``windows`` and per-language thresholds from the inner hold-out's benign
+    rows, scored that way (a max over windows scores benign text higher than the whole)."""
+    model.windows = windows
+    benign = [r for r in rows if inner_held(r) and r.label == 0]
+    model.lang_thresholds = _thresholds(
+        [model.score(r.text) for r in benign], [train_group(r) for r in benign], fpr
+    )
+    model.threshold = max(model.lang_thresholds.values(), default=0.5)
+
+
+def model_cv(
+    rows: list[Prompt], channel: list[Prompt], dev: list[Prompt], cfg: ModelCvConfig
+) -> dict[str, Any]:
+    """Out-of-fold flags of ``rows + channel`` per variant (:func:`variant_name`), and each
+    variant fitted on all ``rows`` (minus the inner hold-out) judged on ``dev``."""
+    judged = rows + channel
+    variants = [variant_name(k, w) for k in cfg.kinds for w in cfg.windows]
+    flags = {v: [False] * len(judged) for v in variants}
+    margins = {v: [0.0] * len(judged) for v in variants}
+    seconds = {k: 0.0 for k in cfg.kinds}
+    for k in range(cfg.folds):
+        fit_rows = [r for r in rows if fold_of(r, cfg.folds) != k]
+        held = [i for i, r in enumerate(judged) if fold_of(r, cfg.folds) == k]
+        for kind in cfg.kinds:
+            model, spent = fit_kind(fit_rows, kind, cfg)
+            seconds[kind] += spent
+            for windows in cfg.windows:
+                set_thresholds(model, fit_rows, windows, cfg.target_fpr)
+                detector = InjectionDetector(model)
+                name = variant_name(kind, windows)
+                for i in held:
+                    flags[name][i], margins[name][i] = _judge(detector, model, judged[i].text)
+    report: dict[str, Any] = {
+        "cv": {v: summarise(judged, f) for v, f in flags.items()},
+        "fit_cpu_seconds": {k: round(s / cfg.folds, 1) for k, s in seconds.items()},
+        "matched": {v: matched_recall(judged, margins[v], flags[variants[0]]) for v in variants},
+    }
+    if dev:
+        report["dev"] = {}
+        for kind in cfg.kinds:
+            model, _ = fit_kind(rows, kind, cfg)
+            for windows in cfg.windows:
+                set_thresholds(model, rows, windows, cfg.target_fpr)
+                detector = InjectionDetector(model)
+                report["dev"][variant_name(kind, windows)] = summarise(
+                    dev, [detector.detect(r.text) is not None for r in dev]
+                )
+    return report
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def _judge(detector: InjectionDetector, model: InjectionModel, text: str) -> tuple[bool, float]:
+    """The detector's flag and the classifier's logit margin over its threshold (+inf when a
+    pattern or the decoding layer flagged: no threshold shift removes that flag)."""
+    hit = detector.detect(text)
+    if hit is not None and hit.rule != "injection.classifier":
+        return True, math.inf
+    margin = _logit(model.score(text)) - _logit(model.threshold_for(text))
+    return hit is not None, margin
+
+
+def matched_recall(
+    rows: list[Prompt], margins: list[float], base_flags: list[bool]
+) -> dict[str, dict[str, float]]:
+    """Post-hoc diagnostic, not a selection rule: per language, the recall a variant reaches
+    when one logit shift of its thresholds brings its out-of-fold group-mean benign FPR down
+    to the baseline variant's (``base_flags``). Compares how well variants rank, apart from
+    where their thresholds happen to land."""
+    out: dict[str, dict[str, float]] = {}
+    for lang in sorted({r.lang for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r.lang == lang]
+        benign = [i for i in idx if rows[i].label == 0]
+        groups: dict[str, list[int]] = {}
+        for i in benign:
+            groups.setdefault(train_group(rows[i]), []).append(i)
+
+        def fpr(flags: list[bool], members: dict[str, list[int]] = groups) -> float:
+            return sum(sum(flags[i] for i in m) / len(m) for m in members.values()) / len(members)
+
+        def above(shift: float) -> list[bool]:
+            return [m > shift for m in margins]
+
+        target = fpr(base_flags)
+        shifts = sorted({margins[i] for i in benign if math.isfinite(margins[i])} | {0.0})
+        lo, hi = 0, len(shifts) - 1  # smallest shift whose FPR is at most the target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fpr(above(shifts[mid])) <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        flagged = above(shifts[lo])
+        attacks = [i for i in idx if rows[i].label == 1]
+        out[lang] = {
+            "shift": round(shifts[lo], 3),
+            "fpr_group_mean": round(fpr(flagged), 3),
+            "recall": round(sum(flagged[i] for i in attacks) / max(1, len(attacks)), 3),
+        }
+    return out
