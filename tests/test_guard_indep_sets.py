@@ -159,7 +159,7 @@ def test_report_keys_are_printed_per_language(
 ) -> None:
     """The table lists the new keys like the older held-out sets (made-up figures: only the
     printing is under test)."""
-    from paramstack.cli.guard import INJECTION_KEYS, _print_eval
+    from paramstack.cli.guard_eval import INJECTION_KEYS, _print_eval
 
     monkeypatch.setenv("COLUMNS", "200")
     assert "injection_indep" in INJECTION_KEYS

@@ -15,8 +15,6 @@ from paramstack.cli import (
     evaluate,
     export,
     guard,
-    guard_context,  # noqa: F401  (registers `guard cv-context` on the guard sub-app)
-    guard_models,  # noqa: F401  (registers `guard cv-models` on the guard sub-app)
     keys,
     llm,
     metrics,
