@@ -245,3 +245,26 @@ def test_train_injection_deep_with_windows_serves_from_npz(home: Path) -> None:
     assert hit is not None
     bad = runner.invoke(app, ["train-injection", *data, "--windows", "1"])
     assert bad.exit_code != 0 and "--windows" in bad.output
+
+
+@pytest.mark.slow  # two cv fits and four train-injection fits on the toy folder: ~20 s loaded
+def test_window_thresholds_matched_in_cv_and_in_train_injection(home: Path) -> None:
+    import paramstack.cli.guard_models  # noqa: F401  (registers cv-models)
+
+    out = home / "cvm3.json"
+    args = ["--data", str(home / "data"), "--out", str(out), "--folds", "2", "--epochs", "20"]
+    cv = ["--kinds", "linear", "--per-family", "12", "--no-dev"]
+    result = CliRunner().invoke(app, ["cv-models", *args, *cv, "--calibrations", "holdout,matched"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report["cv"]) == {"linear", "linear+w3", "linear+w3:matched"}
+    bad = CliRunner().invoke(app, ["cv-models", *args, "--calibrations", "oracle"])
+    assert bad.exit_code != 0 and "--calibrations" in bad.output
+    data = ["--data", str(home / "data"), "--epochs", "20", "--per-family", "12", "--folds", "2"]
+    trained = CliRunner().invoke(app, ["train-injection", *data, "--windows", "3"])
+    assert trained.exit_code == 0, trained.output
+    path = home / "home" / "guard" / "injection_model.npz"
+    assert InjectionModel.load(path).windows == 3
+    meta = json.loads(path.with_suffix(".meta.json").read_text())
+    calibration = meta["window_calibration"]
+    assert calibration["twin_rows"] > 0 and set(calibration["matched_fpr"]) >= {"en"}

@@ -13,11 +13,11 @@ from paramstack.guard.datasets import OWN_TR, _garak_more, seed_prompts, train_g
 from paramstack.guard.injection_model import (
     InjectionModel,
     TrainConfig,
-    _thresholds,
     _word_ids,
     features,
     train,
 )
+from paramstack.guard.thresholds import thresholds as _thresholds
 
 
 def test_word_ngrams_are_order_sensitive_and_stable_across_processes() -> None:

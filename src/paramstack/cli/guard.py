@@ -98,6 +98,8 @@ def train_injection(
     rows, channel, ref = _training_parts(root, per_family, reference)
     path = out or settings().home / "guard" / "injection_model.npz"
     summary: dict[str, object] = {}
+    # window thresholds are matched on the benign task-document twins too (thresholds.py)
+    twins = [(r.text, train_group(r), r.fold_key) for r in channel if r.label == 0 and windows]
     if ref:
         digest = reference_digest(ref)
         summary["reference"] = {"sha256": digest, "as_pinned": digest == reference_pinned()}
@@ -120,6 +122,7 @@ def train_injection(
             ),
             [train_group(r) for r in part],
             [r.fold_key for r in part],
+            twins if name == "model" else [],
         )
         target = path if name == "model" else path.with_name(f"{path.stem}.data.npz")
         model.save(target, meta)

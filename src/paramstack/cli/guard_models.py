@@ -26,6 +26,10 @@ def cv_models(
     ] = "linear,deep",
     windows: Annotated[str, typer.Option(help="Comma-separated window widths (0 = off).")] = "0,3",
     dev: Annotated[bool, typer.Option(help="Also judge the dev latent side.")] = True,
+    calibrations: Annotated[
+        str,
+        typer.Option(help="Window thresholds: holdout, matched (to the whole text's FPR)."),
+    ] = "holdout",
 ) -> None:
     """Template-grouped CV of the detector (channels off) per model kind and window width,
     and each variant on the dev latent side."""
@@ -42,10 +46,13 @@ def cv_models(
         raise typer.BadParameter(f"--windows must be integers, got {windows!r}") from exc
     if any(w < 0 or w == 1 for w in widths):
         raise typer.BadParameter("window widths must be 0 (off) or >= 2")
+    cal_list = tuple(c.strip() for c in calibrations.split(",") if c.strip())
+    if not cal_list or any(c not in ("holdout", "matched") for c in cal_list):
+        raise typer.BadParameter(f"--calibrations: holdout and/or matched; got {calibrations!r}")
     root = _data_root(data)
     rows, channel, _ = _training_parts(root, per_family, True)
     dev_rows = latent_set(root, "dev") if dev else []  # studied while building: not held out
-    cfg = ModelCvConfig(folds, epochs, kinds=kind_list, windows=widths)
+    cfg = ModelCvConfig(folds, epochs, kinds=kind_list, windows=widths, calibrations=cal_list)
     report = model_cv(rows, channel, dev_rows, cfg)
     out.write_text(json.dumps(report, indent=2))
     print_json(report)

@@ -18,7 +18,8 @@ from typing import Any
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_data import document_rows
-from paramstack.guard.injection_model import InjectionModel, TrainConfig, _thresholds, train
+from paramstack.guard.injection_model import InjectionModel, TrainConfig, train
+from paramstack.guard.thresholds import thresholds as _thresholds
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from paramstack.guard.context_stage import (
 )
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
-from paramstack.guard.injection_model import InjectionModel, _thresholds
+from paramstack.guard.injection_model import InjectionModel
+from paramstack.guard.thresholds import thresholds as _thresholds
 
 
 @dataclass(frozen=True)

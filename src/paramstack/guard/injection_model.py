@@ -31,6 +31,8 @@ import numpy.typing as npt
 
 from paramstack.guard.injection_report import by_group, validation
 from paramstack.guard.textnorm import deobfuscate, guess_lang
+from paramstack.guard.thresholds import matched_thresholds
+from paramstack.guard.thresholds import thresholds as _thresholds
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _STEP = np.uint64(1099511628211)
@@ -230,6 +232,7 @@ def train(
     cfg: TrainConfig,
     groups: Sequence[str] = (),
     fold_keys: Sequence[str] = (),
+    twins: Sequence[tuple[str, str, str]] = (),
 ) -> tuple[InjectionModel, dict[str, Any]]:
     """Fit the model; each (group, label) cell gets equal total weight.
 
@@ -244,6 +247,10 @@ def train(
     (:func:`datasets.train_group`). ``fold_keys`` keeps rows generated from one template in
     one fold: otherwise their out-of-fold scores come from a model that saw the template, and
     the thresholds come out too low for new wording.
+    With ``cfg.windows`` the thresholds are *matched* (:func:`thresholds.matched_thresholds`):
+    set at ``target_fpr`` on the whole-text scores, then the window scores get the thresholds
+    that keep the benign rows plus ``twins`` — benign (text, group, fold key) rows scored
+    out-of-fold, never fitted (the task × document twins) — at the whole text's group-mean FPR.
     """
     started = time.perf_counter()
     groups = list(groups) or ["all"] * len(texts)
@@ -257,6 +264,11 @@ def train(
     feats = [features(t, cfg.orders, cfg.bits, cfg.word_orders) for t in texts]
     order = np.random.default_rng(cfg.seed).permutation(len(texts))
     scores = np.zeros(len(texts))
+    whole = np.zeros(len(texts))  # whole-text scores when windows are on (matched thresholds)
+    twin_fold = [zlib.crc32(key.encode()) % max(1, cfg.folds) for _, _, key in twins]
+    twin_scores = np.zeros((len(twins), 2))  # whole text, windows
+    if cfg.windows:
+        from paramstack.guard.injection_windows import score_twins as _score_twins
     if cfg.folds >= 2 and cfg.valid_fraction > 0:
         fit = order
         valid = order[order < n_rows]
@@ -269,6 +281,11 @@ def train(
             part = _fit_rows(np.setdiff1d(order, held), feats, labels, groups, cfg)
             held = held[held < n_rows]
             scores[held] = [_score_row(part, texts[int(i)], feats[i]) for i in held]
+            if cfg.windows:
+                whole[held] = [part.score_ids(feats[i]) for i in held]
+                _score_twins(
+                    part, twins, [j for j, f in enumerate(twin_fold) if f == k], twin_scores
+                )
     else:
         n_valid = int(n_rows * cfg.valid_fraction)
         valid, fit = order[:n_valid], order[n_valid:]
@@ -276,10 +293,24 @@ def train(
     model = _fit_rows(fit, feats, labels, groups, cfg)
     if not (cfg.folds >= 2 and cfg.valid_fraction > 0):
         scores[valid] = [_score_row(model, texts[int(i)], feats[i]) for i in valid]
+        if cfg.windows:
+            whole[valid] = [model.score_ids(feats[i]) for i in valid]
+            _score_twins(model, twins, range(len(twins)), twin_scores)
     benign = [i for i in valid if labels[i] == 0]
+    benign_groups = [groups[i] for i in benign]
     model.lang_thresholds = _thresholds(
-        [float(scores[i]) for i in benign], [groups[i] for i in benign], cfg.target_fpr
+        [float((whole if cfg.windows else scores)[i]) for i in benign],
+        benign_groups,
+        cfg.target_fpr,
     )
+    matched: dict[str, float] = {}
+    if cfg.windows:
+        model.lang_thresholds, matched = matched_thresholds(
+            [float(whole[i]) for i in benign] + twin_scores[:, 0].tolist(),
+            [float(scores[i]) for i in benign] + twin_scores[:, 1].tolist(),
+            benign_groups + [group for _, group, _ in twins],
+            model.lang_thresholds,
+        )
     model.threshold = max(model.lang_thresholds.values(), default=0.5)
     meta = {
         "validation": validation(model, [(texts[i], scores[i], labels[i]) for i in valid]),
@@ -293,6 +324,7 @@ def train(
         "config": cfg.__dict__,
         "threshold": model.threshold,
         "lang_thresholds": model.lang_thresholds,
+        "window_calibration": {"matched_fpr": matched, "twin_rows": len(twins)},
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     return model, meta
@@ -318,32 +350,6 @@ def _fit_rows(
         model = _fit(*args)
     model.windows = cfg.windows
     return model
-
-
-def _thresholds(scores: list[float], groups: list[str], target_fpr: float) -> dict[str, float]:
-    """Per language, the lowest threshold whose group-averaged benign FPR is ``<= target_fpr``.
-
-    Each benign row weighs ``1 / size of its group``, so a family of 15 hard instructions
-    counts as much as 1,500 speech sentences. The earlier rule (every group at most
-    ``target_fpr``) let the single worst row of a 15-row group set the threshold, which cost
-    a third of the Turkish validation recall.
-    """
-    out: dict[str, float] = {}
-    for lang in sorted({g.split(":")[0] for g in groups}):
-        members = [(s, g) for s, g in zip(scores, groups, strict=True) if g.split(":")[0] == lang]
-        sizes: dict[str, int] = {}
-        for _, g in members:
-            sizes[g] = sizes.get(g, 0) + 1
-        ranked = sorted(members, key=lambda m: -m[0])
-        flagged = 0.0
-        threshold = ranked[0][0] + 1e-6
-        for score, group in ranked:
-            flagged += 1 / (sizes[group] * len(sizes))
-            if flagged > target_fpr:
-                break
-            threshold = score
-        out[lang] = min(0.99, threshold)
-    return out
 
 
 def _fit(

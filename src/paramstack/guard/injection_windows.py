@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.guard.injection_model import _MULT, _STEP, InjectionModel, IntArray
+from paramstack.guard.injection_model import _MULT, _STEP, InjectionModel, IntArray, features
 from paramstack.guard.textnorm import deobfuscate
 
 MIN_SENTENCES = 4  # fewer sentences: the whole text is one window anyway
@@ -95,6 +95,20 @@ def window_logit(model: InjectionModel, text: str, norm: str | None = None) -> f
 def window_score(model: InjectionModel, text: str, norm: str | None = None) -> float:
     """P(injection) of :func:`window_logit`."""
     return float(1 / (1 + np.exp(-window_logit(model, text, norm))))
+
+
+def score_twins(
+    model: InjectionModel,
+    twins: Sequence[tuple[str, str, str]],
+    which: Sequence[int],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """Whole-text and window scores of the ``which`` (text, group, fold key) rows into ``out``
+    (one row of 2 each): what matched thresholds (``thresholds.matched_thresholds``) compare."""
+    for j in which:
+        text = twins[j][0]
+        ids = features(text, model.orders, model.bits, model.word_orders)
+        out[j] = model.score_ids(ids), window_score(model, text)
 
 
 def sentence_windows(text: str, width: int, limit: int) -> list[str]:

@@ -17,7 +17,9 @@ from typing import Any
 from paramstack.guard.channel_cv import fold_of, inner_held, summarise
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
-from paramstack.guard.injection_model import InjectionModel, TrainConfig, _thresholds, train
+from paramstack.guard.injection_model import InjectionModel, TrainConfig, train
+from paramstack.guard.thresholds import matched_thresholds
+from paramstack.guard.thresholds import thresholds as _thresholds
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,20 @@ class ModelCvConfig:
     kinds: tuple[str, ...] = ("linear", "deep")
     windows: tuple[int, ...] = (0, 3)
     window_rows: int = 3  # for a kind named "<kind>:aug" (benign windows fitted as rows)
+    # "holdout": window thresholds at target_fpr on the hold-out's whole-prompt rows;
+    # "matched": at the whole-text scoring's group-mean FPR, twins included (thresholds.py)
+    calibrations: tuple[str, ...] = ("holdout",)
 
 
-def variant_name(kind: str, windows: int) -> str:
-    return f"{kind}+w{windows}" if windows else kind
+def variant_name(kind: str, windows: int, calibration: str = "holdout") -> str:
+    if not windows:
+        return kind
+    return f"{kind}+w{windows}" + ("" if calibration == "holdout" else f":{calibration}")
+
+
+def settings(cfg: ModelCvConfig) -> list[tuple[int, str]]:
+    """(window width, calibration) pairs; matching only means something with windows on."""
+    return [(w, c) for w in cfg.windows for c in cfg.calibrations if w or c == "holdout"]
 
 
 def fit_kind(rows: list[Prompt], kind: str, cfg: ModelCvConfig) -> tuple[InjectionModel, float]:
@@ -55,14 +67,33 @@ def fit_kind(rows: list[Prompt], kind: str, cfg: ModelCvConfig) -> tuple[Injecti
     return model, time.process_time() - started
 
 
-def set_thresholds(model: InjectionModel, rows: list[Prompt], windows: int, fpr: float) -> None:
+def set_thresholds(
+    model: InjectionModel,
+    rows: list[Prompt],
+    windows: int,
+    fpr: float,
+    twins: list[Prompt] | None = None,
+) -> None:
     """Window setting ``windows`` and per-language thresholds from the inner hold-out's benign
-    rows, scored that way (a max over windows scores benign text higher than the whole)."""
-    model.windows = windows
+    rows, scored that way (a max over windows scores benign text higher than the whole).
+
+    With ``twins`` (task × document rows of the fit folds) the thresholds are *matched*: the
+    whole-text thresholds are set as above, then the window thresholds bring the hold-out's
+    benign rows plus its benign twins to the group-mean FPR the whole-text scoring reaches."""
     benign = [r for r in rows if inner_held(r) and r.label == 0]
-    model.lang_thresholds = _thresholds(
-        [model.score(r.text) for r in benign], [train_group(r) for r in benign], fpr
-    )
+    groups = [train_group(r) for r in benign]
+    model.windows = windows if twins is None else 0
+    model.lang_thresholds = _thresholds([model.score(r.text) for r in benign], groups, fpr)
+    if twins is not None:
+        calib = benign + [r for r in twins if inner_held(r) and r.label == 0]
+        whole = [model.score(r.text) for r in calib]
+        model.windows = windows
+        model.lang_thresholds, _ = matched_thresholds(
+            whole,
+            [model.score(r.text) for r in calib],
+            [train_group(r) for r in calib],
+            model.lang_thresholds,
+        )
     model.threshold = max(model.lang_thresholds.values(), default=0.5)
 
 
@@ -72,20 +103,22 @@ def model_cv(
     """Out-of-fold flags of ``rows + channel`` per variant (:func:`variant_name`), and each
     variant fitted on all ``rows`` (minus the inner hold-out) judged on ``dev``."""
     judged = rows + channel
-    variants = [variant_name(k, w) for k in cfg.kinds for w in cfg.windows]
+    variants = [variant_name(k, w, c) for k in cfg.kinds for w, c in settings(cfg)]
     flags = {v: [False] * len(judged) for v in variants}
     margins = {v: [0.0] * len(judged) for v in variants}
     seconds = {k: 0.0 for k in cfg.kinds}
     for k in range(cfg.folds):
         fit_rows = [r for r in rows if fold_of(r, cfg.folds) != k]
+        fit_twins = [r for r in channel if fold_of(r, cfg.folds) != k]
         held = [i for i, r in enumerate(judged) if fold_of(r, cfg.folds) == k]
         for kind in cfg.kinds:
             model, spent = fit_kind(fit_rows, kind, cfg)
             seconds[kind] += spent
-            for windows in cfg.windows:
-                set_thresholds(model, fit_rows, windows, cfg.target_fpr)
+            for windows, cal in settings(cfg):
+                twins = fit_twins if cal == "matched" else None
+                set_thresholds(model, fit_rows, windows, cfg.target_fpr, twins)
                 detector = InjectionDetector(model)
-                name = variant_name(kind, windows)
+                name = variant_name(kind, windows, cal)
                 for i in held:
                     flags[name][i], margins[name][i] = _judge(detector, model, judged[i].text)
     report: dict[str, Any] = {
@@ -97,10 +130,11 @@ def model_cv(
         report["dev"] = {}
         for kind in cfg.kinds:
             model, _ = fit_kind(rows, kind, cfg)
-            for windows in cfg.windows:
-                set_thresholds(model, rows, windows, cfg.target_fpr)
+            for windows, cal in settings(cfg):
+                twins = channel if cal == "matched" else None
+                set_thresholds(model, rows, windows, cfg.target_fpr, twins)
                 detector = InjectionDetector(model)
-                report["dev"][variant_name(kind, windows)] = summarise(
+                report["dev"][variant_name(kind, windows, cal)] = summarise(
                     dev, [detector.detect(r.text) is not None for r in dev]
                 )
     return report
