@@ -98,6 +98,18 @@ def gated(head: Floats, p: Floats, kind: str) -> Floats:
     return out
 
 
+def mixed_logits(paths: list[Path], labels: npt.NDArray[np.int64]) -> Floats:
+    """The mean of several CNNs' out-of-fold log-probabilities (a mixture of CNNs; equal to
+    averaging their logits up to a per-beat constant, as ``BeatEnsemble`` does)."""
+    members = []
+    for path in paths:
+        with np.load(path) as saved:
+            if not np.array_equal(saved["labels"], labels):
+                raise SystemExit(f"CNN logits in {path} are for other beats")
+            members.append(saved["logits"])
+    return np.mean(members, axis=0).astype(np.float32)
+
+
 def figures(logits: Floats, labels: npt.NDArray[np.int64], af: npt.NDArray[np.bool_]) -> str:
     cells = []
     for objective in (None, s_f2_objective):
@@ -126,13 +138,7 @@ def main() -> None:
     raw = _raw(args.db, 180.0, 64, 80)
     data = features(raw, 180.0, 64)
     labels = data["labels"]
-    members = []
-    for path in (args.cnn, *args.mix):
-        with np.load(path) as saved:
-            if not np.array_equal(saved["labels"], labels):
-                raise SystemExit(f"CNN logits in {path} are for other beats")
-            members.append(saved["logits"])
-    cnn = np.mean(members, axis=0).astype(np.float32)
+    cnn = mixed_logits([args.cnn, *args.mix], labels)
     x_af, af = af_inputs(raw, args.db)
     folds = record_folds(
         SimpleNamespace(labels=labels, record=data["record"], record_names=data["names"]), 3
