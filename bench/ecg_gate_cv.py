@@ -16,6 +16,7 @@ model's figures at the S-aware bias (mean of S F2 and V F1). DS2 is never read.
 
     python bench/ecg_inputs_cv.py causal:45 --save-logits var/oof    # CNN OOF logits, ~200 s
     python bench/ecg_gate_cv.py --cnn var/oof/causal_45-seed0.npz    # ~1 min CPU
+    python bench/ecg_gate_cv.py --cnn A.npz --mix B.npz    # CNN = mean of A's and B's log-probs
 """
 
 from __future__ import annotations
@@ -97,6 +98,18 @@ def gated(head: Floats, p: Floats, kind: str) -> Floats:
     return out
 
 
+def mixed_logits(paths: list[Path], labels: npt.NDArray[np.int64]) -> Floats:
+    """The mean of several CNNs' out-of-fold log-probabilities (a mixture of CNNs; equal to
+    averaging their logits up to a per-beat constant, as ``BeatEnsemble`` does)."""
+    members = []
+    for path in paths:
+        with np.load(path) as saved:
+            if not np.array_equal(saved["labels"], labels):
+                raise SystemExit(f"CNN logits in {path} are for other beats")
+            members.append(saved["logits"])
+    return np.mean(members, axis=0).astype(np.float32)
+
+
 def figures(logits: Floats, labels: npt.NDArray[np.int64], af: npt.NDArray[np.bool_]) -> str:
     cells = []
     for objective in (None, s_f2_objective):
@@ -118,15 +131,14 @@ def figures(logits: Floats, labels: npt.NDArray[np.int64], af: npt.NDArray[np.bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cnn", type=Path, required=True, help="OOF logits from ecg_inputs_cv")
+    parser.add_argument("--mix", type=Path, action="append", default=[],
+                        help="more OOF logits averaged with --cnn (a mixture of CNNs)")  # fmt: skip
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
     raw = _raw(args.db, 180.0, 64, 80)
     data = features(raw, 180.0, 64)
     labels = data["labels"]
-    with np.load(args.cnn) as saved:
-        if not np.array_equal(saved["labels"], labels):
-            raise SystemExit("CNN logits are for other beats")
-        cnn = saved["logits"]
+    cnn = mixed_logits([args.cnn, *args.mix], labels)
     x_af, af = af_inputs(raw, args.db)
     folds = record_folds(
         SimpleNamespace(labels=labels, record=data["record"], record_names=data["names"]), 3

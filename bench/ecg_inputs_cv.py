@@ -9,6 +9,7 @@ by the default objective (mean S/V F1). DS2 is never read. Each variant costs ~2
     python bench/ecg_inputs_cv.py causal:45 --set class_weighting=inverse_sqrt
     python bench/ecg_inputs_cv.py causal:45 --set before=90   # a wider pre-R window
     python bench/ecg_inputs_cv.py causal:45 --s-weight 3      # a loss weight on S only
+    python bench/ecg_inputs_cv.py causal:45 --s-oversample 4  # S beats repeated 4x per epoch
 
 A variant is ``centred:K`` (median of ±K neighbours, the earlier default) or ``causal:N`` (the
 shipped running template, median of the last N beats), optionally ``+rr`` for four extra
@@ -93,6 +94,19 @@ def _s_weighted(weight: float) -> Any:
     return class_weights
 
 
+def _s_oversampled(factor: int) -> Any:
+    """An epoch_indices replacement: the capped epoch with every S beat repeated ``factor``
+    times (lever 3b; the jitter/noise augmentation makes the repeats differ)."""
+    original = train_module.epoch_indices
+
+    def epoch_indices(labels: npt.NDArray[np.int64], cap: int | None, seed: int) -> Any:
+        order = original(labels, cap, seed)
+        extra = np.repeat(order[labels[order] == 1], factor - 1)
+        return np.random.default_rng(seed + 7).permutation(np.concatenate([order, extra]))
+
+    return epoch_indices
+
+
 def variant_beats(raw: list[dict[str, Any]], variant: str) -> BeatSet:
     kind, _, rest = variant.partition(":")
     size, *extras = rest.split("+")
@@ -159,11 +173,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="config key=value")
     parser.add_argument("--s-weight", type=float, help="loss weight on S (others 1; lever 2)")
+    parser.add_argument("--s-oversample", type=int, help="repeat S beats N times per epoch")
     parser.add_argument("--save-logits", type=Path, help="write each variant's OOF logits here")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
     args = parser.parse_args()
     if args.s_weight is not None:
         train_module.class_weights = _s_weighted(args.s_weight)
+    if args.s_oversample is not None:
+        train_module.epoch_indices = _s_oversampled(args.s_oversample)
     window = load_config(ROOT / "configs/ecg/default.yaml", args.set)  # --set before=90 widens
     raw = _raw(args.db, window.model_fs, window.before, window.after)
     print("| variant | objective | S Se / +P | V Se / +P | CPU s |")
