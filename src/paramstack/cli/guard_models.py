@@ -28,7 +28,7 @@ def cv_models(
     dev: Annotated[bool, typer.Option(help="Also judge the dev latent side.")] = True,
     calibrations: Annotated[
         str,
-        typer.Option(help="Window thresholds: holdout, matched (to the whole text's FPR)."),
+        typer.Option(help="Window thresholds: holdout, matched (to the whole text's FPR), byfold."),
     ] = "holdout",
 ) -> None:
     """Template-grouped CV of the detector (channels off) per model kind and window width,
@@ -47,8 +47,10 @@ def cv_models(
     if any(w < 0 or w == 1 for w in widths):
         raise typer.BadParameter("window widths must be 0 (off) or >= 2")
     cal_list = tuple(c.strip() for c in calibrations.split(",") if c.strip())
-    if not cal_list or any(c not in ("holdout", "matched") for c in cal_list):
-        raise typer.BadParameter(f"--calibrations: holdout and/or matched; got {calibrations!r}")
+    if not cal_list or any(c not in ("holdout", "matched", "byfold") for c in cal_list):
+        raise typer.BadParameter(
+            f"--calibrations: holdout, matched and/or byfold; got {calibrations!r}"
+        )
     root = _data_root(data)
     rows, channel, _ = _training_parts(root, per_family, True)
     dev_rows = latent_set(root, "dev") if dev else []  # studied while building: not held out

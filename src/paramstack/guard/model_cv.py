@@ -18,8 +18,12 @@ from paramstack.guard.channel_cv import fold_of, inner_held, summarise
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_model import InjectionModel, TrainConfig, train
-from paramstack.guard.thresholds import matched_thresholds
+from paramstack.guard.thresholds import group_mean_fpr, lang_of, matched_thresholds
 from paramstack.guard.thresholds import thresholds as _thresholds
+
+# a calibration row scored out of fold: (whole-text score minus its model's whole-text
+# threshold, windowed score, group)
+Calib = tuple[float, float, str]
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class ModelCvConfig:
     windows: tuple[int, ...] = (0, 3)
     window_rows: int = 3  # for a kind named "<kind>:aug" (benign windows fitted as rows)
     # "holdout": window thresholds at target_fpr on the hold-out's whole-prompt rows;
-    # "matched": at the whole-text scoring's group-mean FPR, twins included (thresholds.py)
+    # "matched": at the whole-text scoring's group-mean FPR, twins included (thresholds.py);
+    # "byfold": as matched, every twin scored by its own outer fold's model (fold_twins)
     calibrations: tuple[str, ...] = ("holdout",)
 
 
@@ -97,6 +102,61 @@ def set_thresholds(
     model.threshold = max(model.lang_thresholds.values(), default=0.5)
 
 
+def fold_twins(
+    model: InjectionModel, fit_rows: list[Prompt], twins: list[Prompt], windows: int, fpr: float
+) -> list[Calib]:
+    """Benign ``twins`` (of the templates ``model`` never fitted) scored by ``model`` for the
+    ``byfold`` calibration, whole text against its own whole-text thresholds."""
+    set_thresholds(model, fit_rows, 0, fpr)
+    return _calib(model, [r for r in twins if r.label == 0], windows)
+
+
+def _calib(model: InjectionModel, rows: list[Prompt], windows: int) -> list[Calib]:
+    base = dict(model.lang_thresholds)
+    out: list[Calib] = []
+    for r in rows:
+        group = train_group(r)
+        model.windows = 0
+        margin = model.score(r.text) - base.get(lang_of(group), model.threshold)
+        model.windows = windows
+        out.append((margin, model.score(r.text), group))
+    model.windows = 0
+    return out
+
+
+def set_byfold(
+    model: InjectionModel, fit_rows: list[Prompt], windows: int, fpr: float, twins: list[Calib]
+) -> None:
+    """F2: whole-text thresholds from the inner hold-out (as A); window thresholds matched on
+    the hold-out's benign rows plus ``twins`` scored out of fold by their folds' models, each
+    flagged by its own model's whole-text thresholds for the target FPR."""
+    set_thresholds(model, fit_rows, 0, fpr)
+    held = [r for r in fit_rows if inner_held(r) and r.label == 0]
+    calib = _calib(model, held, windows) + twins
+    groups = [g for _, _, g in calib]
+    target = group_mean_fpr(
+        [m for m, _, _ in calib], groups, {g: 0.0 for g in map(lang_of, groups)}
+    )
+    model.windows = windows
+    model.lang_thresholds = _thresholds([w for _, w, _ in calib], groups, target)
+    model.threshold = max(model.lang_thresholds.values(), default=0.5)
+
+
+def _set(
+    model: InjectionModel,
+    rows: list[Prompt],
+    channel: list[Prompt],
+    setting: tuple[int, str],
+    cfg: ModelCvConfig,
+    twins: list[Calib],
+) -> None:
+    windows, cal = setting
+    if cal == "byfold":
+        set_byfold(model, rows, windows, cfg.target_fpr, twins)
+    else:
+        set_thresholds(model, rows, windows, cfg.target_fpr, channel if cal == "matched" else None)
+
+
 def model_cv(
     rows: list[Prompt], channel: list[Prompt], dev: list[Prompt], cfg: ModelCvConfig
 ) -> dict[str, Any]:
@@ -107,18 +167,34 @@ def model_cv(
     flags = {v: [False] * len(judged) for v in variants}
     margins = {v: [0.0] * len(judged) for v in variants}
     seconds = {k: 0.0 for k in cfg.kinds}
+    fits: dict[tuple[int, str], InjectionModel] = {}
+    # byfold twins per (fold, kind, width): scored by the model that never fitted their fold
+    by_fold: dict[tuple[int, str, int], list[Calib]] = {}
+    widths = sorted({w for w, c in settings(cfg) if c == "byfold"})
+    for k in range(cfg.folds):
+        fit_rows = [r for r in rows if fold_of(r, cfg.folds) != k]
+        for kind in cfg.kinds:
+            fits[k, kind], spent = fit_kind(fit_rows, kind, cfg)
+            seconds[kind] += spent
+            own = [r for r in channel if fold_of(r, cfg.folds) == k]
+            for w in widths:
+                by_fold[k, kind, w] = fold_twins(fits[k, kind], fit_rows, own, w, cfg.target_fpr)
     for k in range(cfg.folds):
         fit_rows = [r for r in rows if fold_of(r, cfg.folds) != k]
         fit_twins = [r for r in channel if fold_of(r, cfg.folds) != k]
         held = [i for i, r in enumerate(judged) if fold_of(r, cfg.folds) == k]
         for kind in cfg.kinds:
-            model, spent = fit_kind(fit_rows, kind, cfg)
-            seconds[kind] += spent
-            for windows, cal in settings(cfg):
-                twins = fit_twins if cal == "matched" else None
-                set_thresholds(model, fit_rows, windows, cfg.target_fpr, twins)
+            model = fits[k, kind]
+            for setting in settings(cfg):
+                others = [
+                    c
+                    for j in range(cfg.folds)
+                    if j != k
+                    for c in by_fold.get((j, kind, setting[0]), [])
+                ]
+                _set(model, fit_rows, fit_twins, setting, cfg, others)
                 detector = InjectionDetector(model)
-                name = variant_name(kind, windows, cal)
+                name = variant_name(kind, *setting)
                 for i in held:
                     flags[name][i], margins[name][i] = _judge(detector, model, judged[i].text)
     report: dict[str, Any] = {
@@ -130,11 +206,13 @@ def model_cv(
         report["dev"] = {}
         for kind in cfg.kinds:
             model, _ = fit_kind(rows, kind, cfg)
-            for windows, cal in settings(cfg):
-                twins = channel if cal == "matched" else None
-                set_thresholds(model, rows, windows, cfg.target_fpr, twins)
+            for setting in settings(cfg):
+                every = [
+                    c for j in range(cfg.folds) for c in by_fold.get((j, kind, setting[0]), [])
+                ]
+                _set(model, rows, channel, setting, cfg, every)
                 detector = InjectionDetector(model)
-                report["dev"][variant_name(kind, windows, cal)] = summarise(
+                report["dev"][variant_name(kind, *setting)] = summarise(
                     dev, [detector.detect(r.text) is not None for r in dev]
                 )
     return report
