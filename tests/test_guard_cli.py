@@ -254,10 +254,11 @@ def test_window_thresholds_matched_in_cv_and_in_train_injection(home: Path) -> N
     out = home / "cvm3.json"
     args = ["--data", str(home / "data"), "--out", str(out), "--folds", "2", "--epochs", "20"]
     cv = ["--kinds", "linear", "--per-family", "12", "--no-dev"]
-    result = CliRunner().invoke(app, ["cv-models", *args, *cv, "--calibrations", "holdout,matched"])
+    calibrations = ["--calibrations", "holdout,matched,byfold"]
+    result = CliRunner().invoke(app, ["cv-models", *args, *cv, *calibrations])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert set(report["cv"]) == {"linear", "linear+w3", "linear+w3:matched"}
+    assert set(report["cv"]) == {"linear", "linear+w3", "linear+w3:matched", "linear+w3:byfold"}
     bad = CliRunner().invoke(app, ["cv-models", *args, "--calibrations", "oracle"])
     assert bad.exit_code != 0 and "--calibrations" in bad.output
     data = ["--data", str(home / "data"), "--epochs", "20", "--per-family", "12", "--folds", "2"]
