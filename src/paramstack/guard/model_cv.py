@@ -4,7 +4,9 @@ Chooses the whole-prompt classifier (linear or wide-and-deep, with or without se
 windows) on training data only: the folds of :mod:`channel_cv` (by :attr:`Prompt.fold_key`),
 channels off as in the default policy, patterns and decoding layer included. Per fold each
 kind is fitted once on the other folds minus the inner template hold-out; each window setting
-gets its own thresholds from the hold-out's benign rows, scored the way it will serve.
+gets its own thresholds from the hold-out's benign rows, scored the way it will serve
+(``byfold``: plus the task x document twins, each scored by its own outer fold's model, so
+every language's twin templates reach the calibration — round 4).
 """
 
 from __future__ import annotations
