@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 import paramstack.ecg.calibrate as calibrate
+import paramstack.ecg.train as train_module
 from paramstack.ecg.calibrate import choose_bias, class_figures, f_beta, s_f2_objective
 from paramstack.ecg.config import load_config
 from paramstack.ecg.records import AAMI_CLASSES
@@ -43,6 +44,18 @@ def _capture(original: Any) -> Any:
     return wrapped
 
 
+def _same_members(original: Any) -> Any:
+    """Where the run writes and logs does not change a member: resume the copied ones."""
+
+    def wrapped(config: Any) -> dict[str, Any] | None:
+        settings = original(config)
+        if settings is None:
+            return None
+        return {k: v for k, v in settings.items() if k not in ("out_dir", "mlflow", "mlflow_uri")}
+
+    return wrapped
+
+
 def sf2_f_objective(logits: Floats, labels: npt.NDArray[np.int64]) -> float:
     """mean(S F2, V F1, F F1): the S-F2 objective with F's F1 as a third term."""
     f_f1 = f_beta(labels, logits.argmax(axis=1), F, 1.0)
@@ -54,10 +67,13 @@ def row(name: str, logits: Floats, labels: npt.NDArray[np.int64], objective: Any
     predicted = (logits + bias).argmax(1)
     f = class_figures(labels, predicted)
     sf2 = s_f2_objective(logits + bias, labels)
+    tp = float(((labels == F) & (predicted == F)).sum())
+    f_se = 100 * tp / max(float((labels == F).sum()), 1.0)
+    f_ppv = 100 * tp / max(float((predicted == F).sum()), 1.0)
     n_to_f = int(((labels == N) & (predicted == F)).sum())
     acc = 100 * float((predicted == labels).mean())
     return (f"| {name} | {sf2:.2f} | {f['S_se']:.1f} / {f['S_ppv']:.1f} | {f['V_se']:.1f} / "
-            f"{f['V_ppv']:.1f} | {(f['F_se'] or 0):.1f} / {(f['F_ppv'] or 0):.1f} | {n_to_f} | "
+            f"{f['V_ppv']:.1f} | {f_se:.1f} / {f_ppv:.1f} | {n_to_f} | "
             f"{acc:.2f} | S {bias[S]:+g} V {bias[V]:+g} F {bias[F]:+g} |")  # fmt: skip
 
 
@@ -69,6 +85,7 @@ def main() -> None:
     work = args.model_dir.with_name(args.model_dir.name + "-fhead")
     if not work.exists():
         shutil.copytree(args.model_dir, work)
+    train_module._member_settings = _same_members(train_module._member_settings)  # type: ignore[attr-defined]
     calibrate._add_feature_model = _capture(calibrate._add_feature_model)  # type: ignore[attr-defined]
     config = load_config(args.config, [f"out_dir={work}", "mlflow=false"])
     train_ecg(config)

@@ -25,6 +25,7 @@ from paramstack.ecg.beats import (
     resample,
     rr_features,
 )
+from paramstack.ecg.feature_model import neutralise
 from paramstack.ecg.models import BeatEnsemble
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, read_record
 from paramstack.ecg.rhythm import af_columns
@@ -67,16 +68,22 @@ def record_rows(name: str, db: Path, fs: float, w: BeatWindow, n_in: int) -> tup
         t = start + peaks[keep] / fs
         i = np.abs(ref_s[rec_index][None, :] - t[:, None]).argmin(1)
         ok = np.abs(ref_s[rec_index][i] - t) <= 0.1
-        for part, value in zip(out, (beats[ok], strip_in[ok], rec_in[i[ok]],
-                                     labels[rec_index][i[ok]].astype(np.float32)), strict=True):  # fmt: skip
+        matched = labels[rec_index][i[ok]].astype(np.float32)
+        for part, value in zip(out, (beats[ok], strip_in[ok], rec_in[i[ok]], matched), strict=True):
             part.append(value)
     return tuple(np.concatenate(p)[:, :n_in] if k in (1, 2) else np.concatenate(p)
                  for k, p in enumerate(out))  # fmt: skip
 
 
+def f_minus_n(logits: Array, rows: npt.NDArray[np.bool_]) -> float:
+    """Mean F-vs-N log-odds over ``rows``."""
+    return float(np.mean(logits[rows, F] - logits[rows, 0]))
+
+
 def parts(model: BeatEnsemble, beats: Array, x: Array) -> tuple[Array, Array, Array]:
     """(CNN logits + bias, head log-odds, gate) for inputs ``x``."""
-    assert model.features is not None and model.af_gate is not None
+    assert model.features is not None
+    assert model.af_gate is not None
     b, r = torch.from_numpy(beats), torch.from_numpy(x)
     with torch.inference_mode():
         cnn = model.member_logits(b, r).mean(0) + model.logit_bias
@@ -91,7 +98,8 @@ def main() -> None:
     parser.add_argument("--bias", help="S,V,F logit bias replacing the model's (a variant's)")
     args = parser.parse_args()
     model, config, meta = load_trained(args.model_dir)
-    assert isinstance(model, BeatEnsemble) and model.features is not None
+    assert isinstance(model, BeatEnsemble)
+    assert model.features is not None
     model.eval()
     if args.bias:
         with torch.no_grad():
@@ -122,7 +130,7 @@ def main() -> None:
             result[label] = 100 * float(np.mean(logits.argmax(1) == y))
         _, head, gate = parts(model, beats, strip_in)
         no_f = head.copy()
-        no_f[:, F] = no_f[:, (0,)].ravel()  # F's log-odds set to N's: the head is neutral on F
+        neutralise(no_f, 0, F)  # F's log-odds set to N's: the head is neutral on F
         result["fix a: head F column neutral"] = 100 * float(
             np.mean((cnn + no_f * (1 - gate)[:, None]).argmax(1) == y)
         )
@@ -132,14 +140,13 @@ def main() -> None:
         n_to_f = int(np.sum((y == 0) & (pred == F)))
         _, head_rec, _ = parts(model, beats, rec_in)
         true_n = y == 0
-        f_minus_n = lambda h: float(np.mean(h[true_n, F] - h[true_n, 0]))  # noqa: E731
         # which features move the head's F-vs-N log-odds between strip and record on true N
         dz = (strip_in[true_n, :n_head] - rec_in[true_n, :n_head]).mean(0) / std
         push = float(model.features.weight) * dz * (coef[F] - coef[0])
         top = np.argsort(-np.abs(push))[:3]
         print(f"\n## {name}: {len(y)} beats, served N->F {n_to_f}; head F-N log-odds on true N: "
-              f"strip {f_minus_n(head):+.2f}, record {f_minus_n(head_rec):+.2f}; CNN F-N "
-              f"{float(np.mean(cnn[true_n, F] - cnn[true_n, 0])):+.2f}; largest shifts: "
+              f"strip {f_minus_n(head, true_n):+.2f}, record {f_minus_n(head_rec, true_n):+.2f}; "
+              f"CNN F-N {f_minus_n(cnn, true_n):+.2f}; largest shifts: "
               + ", ".join(f"{names[k]} {push[k]:+.2f}" for k in top))  # fmt: skip
         for label, value in result.items():
             rows.setdefault(label, []).append(value)
