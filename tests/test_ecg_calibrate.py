@@ -152,7 +152,13 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
     out = tmp_path / "fm"
     overrides = [f"db={MITDB}", f"out_dir={out}", "epochs=1", "mlflow=false", *CV]
     config = load_config(
-        TINY, [*overrides, "feature_model_weight=1.0", "feature_model_inputs=rr+morphology"]
+        TINY,
+        [
+            *overrides,
+            "feature_model_weight=1.0",
+            "feature_model_inputs=rr+morphology",
+            "feature_model_f_neutral=true",
+        ],
     )
     trained = train_ecg(config, settings=settings)
     meta = json.loads((out / "meta.json").read_text())
@@ -163,6 +169,9 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
     head = trained.model.features
     assert head is not None and float(head.weight) == 1.0
     assert float(head.linear.weight.abs().sum()) > 0  # fitted, not left at init
+    n_class, f_class = 0, 3  # F-neutral: the head's F row is its N row (docs/ecg.md, session 7)
+    assert torch.equal(head.linear.weight[f_class], head.linear.weight[n_class])
+    assert float(head.linear.bias[f_class]) == float(head.linear.bias[n_class])
     # the head moves the logits: with its weight at 0 the model gives other outputs
     beats, rr = torch.zeros(4, 2, 144), torch.rand(4, n_read) + 0.5
     with torch.no_grad():

@@ -20,7 +20,7 @@ from paramstack.ecg.beats import (
     resample,
     running_template,
 )
-from paramstack.ecg.feature_model import fit_logistic, load_into, log_probabilities
+from paramstack.ecg.feature_model import fit_logistic, load_into, log_probabilities, neutralise
 from paramstack.ecg.models import FeatureLogistic
 from paramstack.ecg.morphology import MORPHOLOGY_FEATURES, morphology_features
 from paramstack.ecg.records import read_record
@@ -124,6 +124,16 @@ def test_feature_head_reproduces_the_logistic_regression() -> None:
     assert (got_np.argmax(1) == expected.argmax(1)).all() and (got_np[:, 4] < -10).all()
     load_into(head, model, weight=0.0)
     assert float(head(torch.from_numpy(x)).abs().max()) == 0.0
+    # F-neutral head (session 7): class 3 gets class 0's log-odds, the others are unchanged
+    load_into(head, model, weight=0.5, neutral=(0, 3))
+    with torch.no_grad():
+        neutral = head(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(neutral[:, 3], neutral[:, 0])
+    np.testing.assert_allclose(neutral[:, :3], got_np[:, :3], atol=1e-5)
+    assert (got_np[:, 3] != got_np[:, 0]).all()
+    oof = expected.copy()
+    neutralise(oof, 0, 3)
+    np.testing.assert_array_equal(oof[:, 3], expected[:, 0])
 
 
 def test_feature_model_inputs_are_prefixes_and_checked() -> None:

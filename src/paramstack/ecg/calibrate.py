@@ -133,6 +133,7 @@ def _add_feature_model(
         fit_logistic,
         load_into,
         log_probabilities,
+        neutralise,
         out_of_fold_gate,
     )
 
@@ -142,7 +143,15 @@ def _add_feature_model(
     for held in folds:
         model = fit_logistic(features[~held], data.labels[~held])
         out_of_fold[held] = log_probabilities(model, features[held], ensemble.n_classes)
-    load_into(ensemble.features, fit_logistic(features, data.labels), weight)
+    neutral = (AAMI_CLASSES.index("N"), AAMI_CLASSES.index("F"))
+    if config.feature_model_f_neutral:
+        neutralise(out_of_fold, *neutral)
+    load_into(
+        ensemble.features,
+        fit_logistic(features, data.labels),
+        weight,
+        neutral if config.feature_model_f_neutral else None,
+    )
     gate_record = None
     if ensemble.af_gate is not None:
         g = ensemble.af_gate

@@ -46,9 +46,19 @@ def log_probabilities(
     return out
 
 
-def load_into(head: FeatureLogistic, model: Any, weight: float) -> None:
+def neutralise(rows: npt.NDArray[np.float32], source: int, target: int) -> None:
+    """Make the head neutral between two classes, in place: ``target``'s row (log-odds, or
+    coefficients and intercept) becomes ``source``'s, so the head never moves a beat from one
+    to the other (session 7: its F column on strip inputs called N beats F)."""
+    rows[..., target] = rows[..., source]
+
+
+def load_into(
+    head: FeatureLogistic, model: Any, weight: float, neutral: tuple[int, int] | None = None
+) -> None:
     """Copy a fitted pipeline into the torch head: the same log-odds up to a per-beat
-    constant (which no argmax or softmax of the sum sees)."""
+    constant (which no argmax or softmax of the sum sees). ``neutral`` = (source, target):
+    the target class gets the source's log-odds (``neutralise``)."""
     scaler, logistic = model[0], model[-1]
     n_classes = head.linear.out_features
     coef = np.zeros((n_classes, head.n_features), np.float32)
@@ -59,6 +69,9 @@ def load_into(head: FeatureLogistic, model: Any, weight: float) -> None:
         coef[classes[1]], intercept[classes[1]] = logistic.coef_[0], logistic.intercept_[0]
     else:
         coef[classes], intercept[classes] = logistic.coef_, logistic.intercept_
+    if neutral is not None:
+        neutralise(coef.T, *neutral)
+        neutralise(intercept, *neutral)
     with torch.no_grad():
         head.mean.copy_(torch.from_numpy(scaler.mean_.astype(np.float32)))
         head.std.copy_(torch.from_numpy(np.maximum(scaler.scale_, 1e-6).astype(np.float32)))
