@@ -169,7 +169,7 @@ def test_feature_model_trains_exports_and_serves_strips(tmp_path: Path) -> None:
     head = trained.model.features
     assert head is not None and float(head.weight) == 1.0
     assert float(head.linear.weight.abs().sum()) > 0  # fitted, not left at init
-    n_class, f_class = 0, 3  # F-neutral: the head's F row is its N row (docs/ecg.md, session 7)
+    n_class, f_class = 0, 3  # F-neutral: the head's F row is its N row
     assert torch.equal(head.linear.weight[f_class], head.linear.weight[n_class])
     assert float(head.linear.bias[f_class]) == float(head.linear.bias[n_class])
     # the head moves the logits: with its weight at 0 the model gives other outputs

@@ -61,7 +61,7 @@ class EcgTrainConfig:
     # the training records; record-wise refits for the out-of-fold logits) calls AF.
     feature_model_af_gate: bool = False
     # The feature model's F log-odds set to its N log-odds (it adds S and V evidence only):
-    # on served strips its F column called N beats F (docs/ecg.md, session 7).
+    # on served strips its F column called N beats F (docs/ecg.md, session 6, ECG round 3).
     feature_model_f_neutral: bool = False
     # What the S/V/F bias maximises on the out-of-fold logits: f1 = mean of S F1 and V F1;
     # s_f2 = mean of S F2 and V F1 (a missed SVEB weighs more than a false S alarm).

@@ -49,7 +49,7 @@ def log_probabilities(
 def neutralise(rows: npt.NDArray[np.float32], source: int, target: int) -> None:
     """Make the head neutral between two classes, in place: ``target``'s row (log-odds, or
     coefficients and intercept) becomes ``source``'s, so the head never moves a beat from one
-    to the other (session 7: its F column on strip inputs called N beats F)."""
+    to the other (session 6, ECG round 3: its F column on strip inputs called N beats F)."""
     rows[..., target] = rows[..., source]
 
 
