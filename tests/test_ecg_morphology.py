@@ -124,7 +124,7 @@ def test_feature_head_reproduces_the_logistic_regression() -> None:
     assert (got_np.argmax(1) == expected.argmax(1)).all() and (got_np[:, 4] < -10).all()
     load_into(head, model, weight=0.0)
     assert float(head(torch.from_numpy(x)).abs().max()) == 0.0
-    # F-neutral head (session 6, ECG round 3): class 3 gets class 0's log-odds, the others are unchanged
+    # F-neutral head: class 3 gets class 0's log-odds, the others are unchanged
     load_into(head, model, weight=0.5, neutral=(0, 3))
     with torch.no_grad():
         neutral = head(torch.from_numpy(x)).numpy()
