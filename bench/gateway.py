@@ -3,7 +3,7 @@
 
 One command, from the repository root (``make bench-gateway``)::
 
-    .venv/bin/python bench/gateway.py [--duration 5] [--concurrency 1 16 64] [--strict]
+    .venv/bin/python bench/gateway.py [--duration 5] [--concurrency 1 16 64] [--workers 2]
 
 All on 127.0.0.1, each server in its own process, one after the other against the same fast
 fake upstream (``gwbench/upstream.py``), with the same small chat body and the same load
@@ -186,10 +186,18 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gateway.json")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument(
-        "--ours-workers",
+        "--workers",
         type=int,
-        default=1,
-        help="paramstack workers; above 1 they share limits and quotas through a private Redis",
+        default=2,
+        help="worker processes for paramstack and LiteLLM alike (Portkey runs one node "
+        "process); ours share limits and quotas through the LMDB file",
+    )
+    parser.add_argument(
+        "--ours-limiter",
+        choices=["auto", "redis"],
+        default="auto",
+        help="redis: our workers share limits through a private Redis instead (its CPU is "
+        "charged to us)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -206,7 +214,11 @@ def main() -> int:
                 try:
                     peer = PEERS[name]
                     if name == "ours":
-                        peer = functools.partial(ours, workers=args.ours_workers)
+                        peer = functools.partial(
+                            ours, workers=args.workers, limiter=args.ours_limiter
+                        )
+                    elif name == "litellm":
+                        peer = functools.partial(litellm, workers=args.workers)
                     with peer(url, work) as target:
                         results[name] = measure(target, args)
                 except (PeerUnavailable, RuntimeError, OSError) as exc:

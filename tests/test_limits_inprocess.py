@@ -1,14 +1,16 @@
-"""The in-process limiter: exact GCRA windows, atomic multi-rule checks, exact quotas under
-thread concurrency, and the 429 headers clients rely on."""
+"""The one-host limiters, in-process and LMDB alike: exact GCRA windows, atomic multi-rule
+checks, exact quotas under thread concurrency, and the 429 headers clients rely on."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -24,12 +26,32 @@ from paramstack.gateway.limit_types import (
     RateRule,
     rules_for,
 )
-from paramstack.gateway.limits import InProcessLimiter, build_limiter
+from paramstack.gateway.limits import InProcessLimiter, build_limiter, wall_clock_us
+from paramstack.gateway.limits_lmdb import LmdbLimiter
 from paramstack.registry.key_ring import Price, Principal, TenantPolicy
 from tests.limits_support import FakeClock
 
 T = TypeVar("T")
 RPM5 = RateRule("t:acme:rpm", 5, 60, "tenant requests per minute")
+
+
+Make = Callable[..., InProcessLimiter | LmdbLimiter]
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
+    """A limiter of each one-host backend (LMDB: a fresh file per test) on a given clock."""
+    opened: list[LmdbLimiter] = []
+
+    def build(clock: Callable[[], int] = wall_clock_us) -> InProcessLimiter | LmdbLimiter:
+        if request.param == "memory":
+            return InProcessLimiter(clock)
+        opened.append(LmdbLimiter(tmp_path / f"limiter{len(opened)}", clock_us=clock))
+        return opened[-1]
+
+    yield build
+    for limiter in opened:
+        asyncio.run(limiter.aclose())
 
 
 def run_concurrently(n: int, task: Callable[[int], T]) -> list[T | Exception]:
@@ -52,9 +74,9 @@ def run_concurrently(n: int, task: Callable[[int], T]) -> list[T | Exception]:
     return results
 
 
-def test_burst_of_exactly_n_then_retry_after_then_one_per_interval() -> None:
+def test_burst_of_exactly_n_then_retry_after_then_one_per_interval(make: Make) -> None:
     clock = FakeClock()
-    limiter = InProcessLimiter(clock)
+    limiter = make(clock)
     admitted = [limiter.admit_now([RPM5]) for _ in range(5)]
     assert [a.request_remaining for a in admitted] == [4, 3, 2, 1, 0]
     assert admitted[0].headers()["x-ratelimit-reset"] == "12"  # one interval (60 s / 5) ahead
@@ -77,9 +99,9 @@ def test_burst_of_exactly_n_then_retry_after_then_one_per_interval() -> None:
     assert [limiter.admit_now([RPM5]).request_remaining for _ in range(5)] == [4, 3, 2, 1, 0]
 
 
-def test_a_refused_request_consumes_nothing_from_any_rule() -> None:
+def test_a_refused_request_consumes_nothing_from_any_rule(make: Make) -> None:
     clock = FakeClock()
-    limiter = InProcessLimiter(clock)
+    limiter = make(clock)
     rps = RateRule("k:1:rps", 3, 1, "API key requests per second")
     rpm = RateRule("k:1:rpm", 2, 60, "API key requests per minute")
     limiter.admit_now([rps, rpm])
@@ -91,8 +113,8 @@ def test_a_refused_request_consumes_nothing_from_any_rule() -> None:
     assert limiter.admit_now([rps]).request_remaining == 0
 
 
-def test_headers_report_the_tightest_rule() -> None:
-    limiter = InProcessLimiter(FakeClock())
+def test_headers_report_the_tightest_rule(make: Make) -> None:
+    limiter = make(FakeClock())
     rps = RateRule("t:a:rps", 10, 1, "tenant requests per second")
     rpm = RateRule("t:a:rpm", 3, 60, "tenant requests per minute")
     admission = limiter.admit_now([rps, rpm], [QuotaRule("t:a:tpd", 5000, "tokens")], 1200)
@@ -104,8 +126,10 @@ def test_headers_report_the_tightest_rule() -> None:
 
 
 @pytest.mark.parametrize(("limit", "attempts"), [(17, 64), (1, 40), (40, 40)])
-def test_exactly_n_of_m_concurrent_threads_are_admitted(limit: int, attempts: int) -> None:
-    limiter = InProcessLimiter()  # the real wall clock: a 60 s window cannot refill mid-test
+def test_exactly_n_of_m_concurrent_threads_are_admitted(
+    make: Make, limit: int, attempts: int
+) -> None:
+    limiter = make()  # the real wall clock: a 60 s window cannot refill mid-test
     rule = RateRule("t:x:rpm", limit, 60, "tenant requests per minute")
     results = run_concurrently(attempts, lambda _: limiter.admit_now([rule]))
     admitted = [r for r in results if isinstance(r, Admission)]
@@ -114,8 +138,8 @@ def test_exactly_n_of_m_concurrent_threads_are_admitted(limit: int, attempts: in
     assert sorted(a.request_remaining for a in admitted) == list(range(limit))
 
 
-def test_tenant_limit_holds_across_its_keys_under_concurrency() -> None:
-    limiter = InProcessLimiter()
+def test_tenant_limit_holds_across_its_keys_under_concurrency(make: Make) -> None:
+    limiter = make()
     tenant = RateRule("t:acme:rpm", 20, 60, "tenant requests per minute")
     keys = [RateRule(f"k:{k}:rpm", 15, 60, "API key requests per minute") for k in (1, 2)]
     results = run_concurrently(60, lambda i: (i % 2, limiter.admit_now([tenant, keys[i % 2]])))
@@ -123,8 +147,8 @@ def test_tenant_limit_holds_across_its_keys_under_concurrency() -> None:
     assert sum(per_key) == 20 and max(per_key) <= 15
 
 
-def test_fifty_concurrent_reservations_never_overspend_the_daily_quota() -> None:
-    limiter = InProcessLimiter()
+def test_fifty_concurrent_reservations_never_overspend_the_daily_quota(make: Make) -> None:
+    limiter = make()
     quotas = [QuotaRule("t:acme:tpd", 1000, "tenant tokens per day")]
     results = run_concurrently(50, lambda _: limiter.admit_now([], quotas, 64))
     admitted = [r for r in results if isinstance(r, Admission)]
@@ -146,8 +170,8 @@ def test_fifty_concurrent_reservations_never_overspend_the_daily_quota() -> None
     assert abs(int(exhausted.value.headers["retry-after"]) - to_midnight_s) < 3
 
 
-def test_reserve_settle_churn_with_many_threads_keeps_the_books_exact() -> None:
-    limiter = InProcessLimiter()
+def test_reserve_settle_churn_with_many_threads_keeps_the_books_exact(make: Make) -> None:
+    limiter = make()
     quotas = [
         QuotaRule("t:acme:tpd", 5000, "tenant tokens per day"),
         QuotaRule("k:7:tpd", 3000, "API key tokens per day"),
@@ -174,9 +198,9 @@ def test_reserve_settle_churn_with_many_threads_keeps_the_books_exact() -> None:
         limiter.admit_now([], quotas, 1)
 
 
-def test_a_request_larger_than_the_quota_waits_for_the_next_utc_day() -> None:
+def test_a_request_larger_than_the_quota_waits_for_the_next_utc_day(make: Make) -> None:
     clock = FakeClock(start_us=20_000 * DAY_US + 3_600 * 1_000_000)  # 01:00 UTC
-    limiter = InProcessLimiter(clock)
+    limiter = make(clock)
     quota = [QuotaRule("t:a:tpd", 100, "tenant tokens per day")]
     admission = limiter.admit_now([], quota, 100)
     assert admission.reservation is not None
@@ -189,8 +213,8 @@ def test_a_request_larger_than_the_quota_waits_for_the_next_utc_day() -> None:
     assert limiter.admit_now([], quota, 100).token_remaining == 0
 
 
-def test_a_reservation_settles_once_and_failures_release_it() -> None:
-    limiter = InProcessLimiter(FakeClock())
+def test_a_reservation_settles_once_and_failures_release_it(make: Make) -> None:
+    limiter = make(FakeClock())
     quota = [QuotaRule("t:a:tpd", 100, "tenant tokens per day")]
     admission = limiter.admit_now([], quota, 80)
     assert admission.reservation is not None
@@ -239,21 +263,29 @@ def test_rules_for_a_principal_combine_tenant_and_key_limits() -> None:
     assert [r.limit for r in rules_for(principal)[0]] == [10, 30]
 
 
-def test_build_limiter_refuses_per_process_counters_with_several_workers() -> None:
+def test_build_limiter_picks_a_shared_backend_or_refuses_per_process_counters(
+    tmp_path: Path,
+) -> None:
     class Cfg:
-        limiter_backend = "memory"
+        limiter_backend = "auto"
         redis_url = None
         limiter_key_prefix = "paramstack:"
         quota_reservation_ttl_s = 900.0
         workers = 1
+        resolved_limiter_path = tmp_path / "limiter"
+        limiter_map_mb = 16
 
     assert isinstance(build_limiter(Cfg()), InProcessLimiter)
-    Cfg.workers = 2
-    with pytest.raises(InvalidInput, match="use limiter_backend 'redis'"):
+    Cfg.workers = 2  # auto: several workers share one LMDB file instead of N counters
+    shared = build_limiter(Cfg())
+    assert isinstance(shared, LmdbLimiter) and (tmp_path / "limiter" / "data.mdb").is_file()
+    asyncio.run(shared.aclose())
+    Cfg.limiter_backend = "memory"
+    with pytest.raises(InvalidInput, match="use limiter_backend 'lmdb' \\(one host\\) or 'redis'"):
         build_limiter(Cfg())
     Cfg.limiter_backend = "redis"
     with pytest.raises(InvalidInput, match="needs redis_url"):
         build_limiter(Cfg())
     Cfg.limiter_backend = "etcd"
-    with pytest.raises(InvalidInput, match="valid: memory, redis"):
+    with pytest.raises(InvalidInput, match="valid: auto, memory, lmdb, redis"):
         build_limiter(Cfg())

@@ -125,7 +125,7 @@ def install_portkey() -> str:
 
 
 @contextlib.contextmanager
-def litellm(upstream_url: str, work: Path) -> Iterator[Target]:
+def litellm(upstream_url: str, work: Path, workers: int = 1) -> Iterator[Target]:
     version = install_litellm()
     port = free_port()
     config = {
@@ -166,11 +166,11 @@ def litellm(upstream_url: str, work: Path) -> Iterator[Target]:
         "--port",
         str(port),
         "--num_workers",
-        "1",
+        str(workers),
     ]
     with running(args, env, port, "/health/liveliness", work / "litellm.log") as proc:
         yield Target(
-            name=f"litellm {version}",
+            name=f"litellm {version}" + (f" ({workers} workers)" if workers > 1 else ""),
             port=port,
             path="/v1/chat/completions",
             headers={"authorization": f"Bearer {MASTER_KEY}"},
@@ -267,9 +267,11 @@ def redis_server(work: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def ours(upstream_url: str, work: Path, workers: int = 1) -> Iterator[Target]:
-    """One worker with the in-process limiter, or ``workers`` processes sharing a private
-    Redis for limits and quotas (the multi-replica configuration)."""
+def ours(
+    upstream_url: str, work: Path, workers: int = 1, limiter: str = "auto"
+) -> Iterator[Target]:
+    """``workers`` processes; with several they share limits and quotas through the LMDB file
+    (``limiter="auto"``, what ``serve --workers N`` picks) or a private Redis."""
     from paramstack import __version__
 
     env, key = prepare_home(work / "home", upstream_url)
@@ -278,10 +280,12 @@ def ours(upstream_url: str, work: Path, workers: int = 1) -> Iterator[Target]:
     args += ["--workers", str(workers), "--log-level", "warning"]
     name, pids = f"paramstack {__version__}", []
     with contextlib.ExitStack() as stack:
-        if workers > 1:
+        if limiter == "redis":
             url, redis_pid = stack.enter_context(redis_server(work))
             env |= {"PARAMSTACK_LIMITER_BACKEND": "redis", "PARAMSTACK_REDIS_URL": url}
-            name, pids = f"{name} ({workers} workers + redis)", [redis_pid]
+            pids = [redis_pid]
+        if workers > 1:
+            name += f" ({workers} workers, {'redis' if limiter == 'redis' else 'lmdb'})"
         proc = stack.enter_context(running(args, env, port, "/healthz", work / "paramstack.log"))
         yield Target(
             name=name,

@@ -82,9 +82,16 @@ class Settings(BaseSettings):
         description="HMAC key for API-key hashes (≥ 32 bytes); default: generated once into "
         "<home>/secrets/api_key_pepper. Losing it invalidates every key.",
     )
-    limiter_backend: Literal["memory", "redis"] = Field(
-        "memory", description="Where rate-limit and quota counters live; redis for N replicas."
+    limiter_backend: Literal["auto", "memory", "lmdb", "redis"] = Field(
+        "auto",
+        description="Where rate-limit and quota counters live: memory (one process), lmdb "
+        "(the worker processes of one host), redis (replicas on several hosts); auto: memory "
+        "with one worker, lmdb with several.",
     )
+    limiter_path: Path | None = Field(
+        None, description="LMDB directory for limiter_backend 'lmdb'; default <home>/limiter."
+    )
+    limiter_map_mb: int = Field(256, ge=1, description="Largest size of the LMDB limiter file.")
     redis_url: str | None = Field(None, description="Redis for the limiter backend 'redis'.")
     limiter_key_prefix: str = Field("paramstack:", description="Redis key namespace.")
     quota_reservation_ttl_s: float = Field(
@@ -146,6 +153,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.home / "artifacts"
+
+    @property
+    def resolved_limiter_path(self) -> Path:
+        return self.limiter_path or self.home / "limiter"
 
     @cached_property
     def resolved_attest_keys_dir(self) -> Path:

@@ -14,8 +14,9 @@ of settled and still-reserved tokens never exceeds the quota (unless a backend r
 tokens than it was allowed to, which is recorded as used, truthfully).
 
 ``InProcessLimiter`` (here) serves one process: a lock around dict updates, O(1), no I/O.
-``RedisLimiter`` (``limits_redis``) runs the same algorithm in Lua inside Redis for N replicas.
-Both return the same ``Admission`` and raise the same errors, built by ``conclude``.
+``LmdbLimiter`` (``limits_lmdb``) runs ``decide`` on state shared by the worker processes of
+one host, ``RedisLimiter`` (``limits_redis``) the same algorithm in Lua for N replicas.
+All return the same ``Admission`` and raise the same errors, built by ``conclude``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from paramstack.errors import InvalidInput
@@ -77,23 +79,40 @@ class LimiterSettings(Protocol):
     @property
     def workers(self) -> int: ...
 
+    @property
+    def resolved_limiter_path(self) -> Path: ...
+
+    @property
+    def limiter_map_mb(self) -> int: ...
+
 
 def build_limiter(cfg: LimiterSettings) -> Limiter:
-    """The configured backend; Redis is imported only when chosen.
+    """The configured backend; LMDB and Redis are imported only when chosen.
 
     In-process counters with several worker processes would enforce the limit once per
     worker (N workers, N times the limit: the bug LiteLLM users keep reporting), so that
-    combination is refused rather than silently inexact.
+    combination is refused rather than silently inexact; ``auto`` picks LMDB instead.
     """
-    if cfg.limiter_backend == "memory":
+    backend = cfg.limiter_backend
+    if backend == "auto":
+        backend = "memory" if cfg.workers == 1 else "lmdb"
+    if backend == "memory":
         if cfg.workers > 1:
             raise InvalidInput(
                 f"limiter_backend 'memory' counts per process; with {cfg.workers} workers use "
-                "limiter_backend 'redis'",
+                "limiter_backend 'lmdb' (one host) or 'redis' (several hosts)",
                 param="limiter_backend",
             )
         return InProcessLimiter()
-    if cfg.limiter_backend == "redis":
+    if backend == "lmdb":
+        from paramstack.gateway.limits_lmdb import LmdbLimiter
+
+        return LmdbLimiter(
+            cfg.resolved_limiter_path,
+            reservation_ttl_s=cfg.quota_reservation_ttl_s,
+            map_size=cfg.limiter_map_mb << 20,
+        )
+    if backend == "redis":
         from paramstack.gateway.limits_redis import RedisLimiter
 
         if not cfg.redis_url:
@@ -104,9 +123,49 @@ def build_limiter(cfg: LimiterSettings) -> Limiter:
             reservation_ttl_s=cfg.quota_reservation_ttl_s,
         )
     raise InvalidInput(
-        f"unknown limiter backend {cfg.limiter_backend!r}; valid: memory, redis",
+        f"unknown limiter backend {cfg.limiter_backend!r}; valid: auto, memory, lmdb, redis",
         param="limiter_backend",
     )
+
+
+def decide(
+    now: int,
+    rates: Sequence[RateRule],
+    tats: Sequence[int | None],
+    quotas: Sequence[QuotaRule],
+    books: Sequence[tuple[int, int]],
+    tokens: int,
+) -> tuple[Outcome, list[int]]:
+    """GCRA over every rate rule, then every quota, all or none (the module docstring).
+
+    ``tats`` are the stored arrival times (None: never seen), ``books`` the (used, reserved)
+    tokens of each quota today. Returns the outcome and, when admitted, the new ``tat`` per
+    rate rule; the caller commits them and the reservation in the same critical section.
+    """
+    new_tats: list[int] = []
+    worst, worst_retry, worst_reset = 0, 0, 0
+    for i, (rule, stored) in enumerate(zip(rates, tats, strict=True), 1):
+        interval = rule.interval_us
+        tat = now if stored is None or stored < now else stored
+        new_tat = tat + interval
+        allow_at = new_tat - interval * rule.limit
+        if allow_at > now and allow_at - now > worst_retry:
+            worst, worst_retry, worst_reset = i, allow_at - now, tat - now
+        new_tats.append(new_tat)
+    if worst:
+        return Outcome.rate_denied(worst, worst_retry, worst_reset), []
+    day = now // DAY_US
+    day_reset = (day + 1) * DAY_US - now
+    lefts: list[int] = []
+    for j, (quota, (used, reserved)) in enumerate(zip(quotas, books, strict=True), 1):
+        if used + reserved + tokens > quota.limit:
+            return Outcome.quota_denied(j, used, reserved, day_reset), []
+        lefts.append(quota.limit - used - reserved - tokens)
+    states = [
+        (rule.remaining_after(new_tat - now), new_tat - now)
+        for rule, new_tat in zip(rates, new_tats, strict=True)
+    ]
+    return Outcome.admitted(states, lefts, day, day_reset), new_tats
 
 
 def wall_clock_us() -> int:
@@ -171,37 +230,20 @@ class InProcessLimiter:
         self, rates: Sequence[RateRule], quotas: Sequence[QuotaRule], tokens: int
     ) -> tuple[Outcome, str]:
         now = self._clock()
-        new_tats: list[int] = []
-        worst, worst_retry, worst_reset = 0, 0, 0
-        for i, rule in enumerate(rates, 1):
-            interval = rule.interval_us
-            tat = max(self._tats.get(rule.key, now), now)
-            new_tat = tat + interval
-            allow_at = new_tat - interval * rule.limit
-            if allow_at > now and allow_at - now > worst_retry:
-                worst, worst_retry, worst_reset = i, allow_at - now, tat - now
-            new_tats.append(new_tat)
-        if worst:
-            return Outcome.rate_denied(worst, worst_retry, worst_reset), ""
         day = now // DAY_US
-        day_reset = (day + 1) * DAY_US - now
         buckets = [self._quotas.setdefault((q.key, day), _Bucket()) for q in quotas]
-        lefts: list[int] = []
-        for j, (quota, bucket) in enumerate(zip(quotas, buckets, strict=True), 1):
-            if bucket.used + bucket.reserved + tokens > quota.limit:
-                return Outcome.quota_denied(j, bucket.used, bucket.reserved, day_reset), ""
-            lefts.append(quota.limit - bucket.used - bucket.reserved - tokens)
+        tats = [self._tats.get(rule.key) for rule in rates]
+        books = [(bucket.used, bucket.reserved) for bucket in buckets]
+        outcome, new_tats = decide(now, rates, tats, quotas, books, tokens)
+        if outcome.status:
+            return outcome, ""
         for rule, new_tat in zip(rates, new_tats, strict=True):
             self._tats[rule.key] = new_tat
         rid = str(next(self._ids)) if quotas else ""
         for bucket in buckets:
             bucket.reserved += tokens
             bucket.open[rid] = tokens
-        states = [
-            (rule.remaining_after(new_tat - now), new_tat - now)
-            for rule, new_tat in zip(rates, new_tats, strict=True)
-        ]
-        return Outcome.admitted(states, lefts, day, day_reset), rid
+        return outcome, rid
 
     def _maybe_sweep(self) -> None:
         if len(self._tats) + len(self._quotas) < self._sweep_at:
