@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import select
 
 from paramstack.config import Settings
@@ -134,7 +135,12 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, key: str) -> None:
     raise AssertionError(f"server not ready within {STARTUP_TIMEOUT_S} s")
 
 
-def test_sigterm_under_llm_load_loses_no_ledger_row(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_under_llm_load_loses_no_ledger_row(
+    settings: Settings, tmp_path: Path, workers: int
+) -> None:
+    """With two workers (sharing the LMDB limiter) uvicorn's supervisor passes the signal on
+    and each worker drains and flushes its own ledger rows."""
     key = create_tenant(settings)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -143,8 +149,9 @@ def test_sigterm_under_llm_load_loses_no_ledger_row(settings: Settings, tmp_path
     with run_upstream(free_port()) as upstream, log_path.open("wb") as log_file:
         env = server_env(settings, tmp_path)
         env["PARAMSTACK_LLM_MODELS_FILE"] = str(write_models(tmp_path / "m.yaml", upstream.url))
+        args = ["serve", "--port", str(port), "--no-migrate", "--workers", str(workers)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "paramstack", "serve", "--port", str(port), "--no-migrate"],
+            [sys.executable, "-m", "paramstack", *args],
             env=env,
             cwd=tmp_path,
             stdin=subprocess.DEVNULL,

@@ -59,7 +59,13 @@ def _acquire(path: Path, map_size: int) -> lmdb.Environment:
             path.mkdir(parents=True, exist_ok=True)
             # no fsync: limiter state must survive a worker's death, not the host's
             env = lmdb.open(
-                key, map_size=map_size, max_dbs=3, sync=False, metasync=False, readahead=False
+                key,
+                map_size=map_size,
+                max_dbs=3,
+                sync=False,
+                metasync=False,
+                readahead=False,
+                writemap=True,
             )
         _envs[key] = (env, count + 1)
         return env
@@ -76,10 +82,19 @@ def _release(env: lmdb.Environment) -> None:
     env.close()
 
 
+_encoded: dict[str, bytes] = {}
+
+
 def _encode(key: str) -> bytes:
-    raw = key.encode()
-    if b"\0" in raw or len(raw) > MAX_KEY:
-        raise ValueError(f"limiter key must be NUL-free and at most {MAX_KEY} bytes: {key!r}")
+    """Rule keys repeat on every request (one per tenant and API key): encode each once."""
+    raw = _encoded.get(key)
+    if raw is None:
+        raw = key.encode()
+        if b"\0" in raw or len(raw) > MAX_KEY:
+            raise ValueError(f"limiter key must be NUL-free and at most {MAX_KEY} bytes: {key!r}")
+        if len(_encoded) >= 65_536:
+            _encoded.clear()
+        _encoded[key] = raw
     return raw
 
 
@@ -150,7 +165,8 @@ class LmdbLimiter:
         with self._env.begin(write=True) as txn:
             # the clock is read holding the writer lock, so commits follow the clock's order
             now = self._clock()
-            books = [_book(q.key, now // DAY_US) for q in quotas]
+            day = b"\0" + str(now // DAY_US).encode()
+            books = [_encode(q.key) + day for q in quotas]
             tats = [_int(txn.get(k, db=self._tats)) for k in rate_keys]
             ledgers = [self._unexpired(txn, book, now) for book in books]
             outcome, new_tats = decide(now, rates, tats, quotas, ledgers, tokens)
