@@ -76,19 +76,23 @@ def test_floor_app_forwards_a_chat_through_the_gateways_upstream_client(tmp_path
     assert whole.usage is not None and whole.usage.prompt_tokens == 5  # counted upstream
 
 
-def test_two_workers_share_a_private_redis_and_answer_through_the_sdk(tmp_path: Path) -> None:
-    """``--ours-workers 2``: both workers answer, the limiter is Redis, and the Redis server's
-    CPU is charged to the gateway (its pid is among the target's)."""
+@pytest.mark.parametrize("limiter", ["auto", "redis"])
+def test_two_workers_share_one_limiter_and_answer_through_the_sdk(
+    tmp_path: Path, limiter: str
+) -> None:
+    """``--workers 2``: both workers answer and share the LMDB file (auto) or a private
+    Redis, whose CPU is then charged to the gateway (its pid is among the target's)."""
     import psutil
     import redis
     from peers import ours
 
     with (
         upstream(tmp_path) as direct,
-        ours(f"http://127.0.0.1:{direct.port}/v1", tmp_path, workers=2) as target,
+        ours(f"http://127.0.0.1:{direct.port}/v1", tmp_path, workers=2, limiter=limiter) as target,
     ):
-        assert "2 workers + redis" in target.name and len(target.pids) == 2
-        assert psutil.Process(target.pids[1]).name().startswith("redis-server")
+        shared = "redis" if limiter == "redis" else "lmdb"
+        assert f"2 workers, {shared}" in target.name
+        assert len(target.pids) == (2 if limiter == "redis" else 1)
         workers = psutil.Process(target.pids[0]).children(recursive=True)
         assert len([p for p in workers if "python" in p.name()]) >= 2
         api_key = target.headers["authorization"].removeprefix("Bearer ")
@@ -100,9 +104,13 @@ def test_two_workers_share_a_private_redis_and_answer_through_the_sdk(tmp_path: 
                 max_tokens=5,
             )
             assert answer.choices[0].message.content == "Merhaba from the fake upstream"
-        listening = psutil.Process(target.pids[1]).net_connections(kind="inet")
-        port = next(c.laddr.port for c in listening if c.status == psutil.CONN_LISTEN)
-        assert redis.Redis(host="127.0.0.1", port=port).dbsize() > 0  # limiter/quota state
+        if limiter == "redis":
+            assert psutil.Process(target.pids[1]).name().startswith("redis-server")
+            listening = psutil.Process(target.pids[1]).net_connections(kind="inet")
+            port = next(c.laddr.port for c in listening if c.status == psutil.CONN_LISTEN)
+            assert redis.Redis(host="127.0.0.1", port=port).dbsize() > 0  # limiter state
+        else:
+            assert (tmp_path / "home" / "limiter" / "data.mdb").stat().st_size > 0
 
 
 def test_mypyc_bench_names_modules_that_exist() -> None:
