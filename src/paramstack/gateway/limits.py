@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +181,28 @@ class _Bucket:
     open: dict[str, int] = field(default_factory=dict)
 
 
-class InProcessLimiter:
+class SyncLimiter(ABC):
+    """A one-host limiter: its critical section never waits on I/O, so ``admit`` and
+    ``settle`` run it inline and threads may call the ``_now`` forms directly."""
+
+    async def admit(
+        self, rates: Sequence[RateRule], quotas: Sequence[QuotaRule] = (), tokens: int = 0
+    ) -> Admission:
+        return self.admit_now(rates, quotas, tokens)
+
+    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
+        self.settle_now(reservation, used_tokens)
+
+    @abstractmethod
+    def admit_now(
+        self, rates: Sequence[RateRule], quotas: Sequence[QuotaRule] = (), tokens: int = 0
+    ) -> Admission: ...
+
+    @abstractmethod
+    def settle_now(self, reservation: Reservation, used_tokens: int) -> None: ...
+
+
+class InProcessLimiter(SyncLimiter):
     """Thread-safe and exact within one process; state is lost when the process exits.
 
     Memory stays bounded: fully replenished rate keys and quota days older than yesterday are
@@ -194,14 +216,6 @@ class InProcessLimiter:
         self._quotas: dict[tuple[str, int], _Bucket] = {}
         self._ids = itertools.count(1)
         self._sweep_at = 1024
-
-    async def admit(
-        self, rates: Sequence[RateRule], quotas: Sequence[QuotaRule] = (), tokens: int = 0
-    ) -> Admission:
-        return self.admit_now(rates, quotas, tokens)
-
-    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
-        self.settle_now(reservation, used_tokens)
 
     async def aclose(self) -> None:
         return None

@@ -38,7 +38,7 @@ from paramstack.gateway.limit_types import (
     Reservation,
     conclude,
 )
-from paramstack.gateway.limits import decide, wall_clock_us
+from paramstack.gateway.limits import SyncLimiter, decide, wall_clock_us
 
 _TAT = struct.Struct("<q")
 _BOOK = struct.Struct("<qq")
@@ -102,7 +102,7 @@ def _book(key: str, day: int) -> bytes:
     return _encode(key) + b"\0" + str(day).encode()
 
 
-class LmdbLimiter:
+class LmdbLimiter(SyncLimiter):
     """Exact limits shared by every process on this host that opens the same directory."""
 
     def __init__(
@@ -120,14 +120,6 @@ class LmdbLimiter:
         self._ttl_us = int(reservation_ttl_s * US)
         self._clock = clock_us
         self._admits = 0
-
-    async def admit(
-        self, rates: Sequence[RateRule], quotas: Sequence[QuotaRule] = (), tokens: int = 0
-    ) -> Admission:
-        return self.admit_now(rates, quotas, tokens)
-
-    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
-        self.settle_now(reservation, used_tokens)
 
     async def aclose(self) -> None:
         if self._env is not None:
