@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from paramstack.config import Settings
 from tests.conftest import free_port
 from tests.fake_upstream import chat_prompt_tokens, run_upstream
 from tests.test_openai_gateway import MESSAGES, create_tenant, write_models
-from tests.test_openai_sigterm import ledger_rows, wait_ready
+from tests.test_openai_sigterm import ledger_rows, start_serve, wait_ready
 from tests.test_sigterm_logs import server_env
 
 PER_REPLICA = 30
@@ -71,15 +70,7 @@ def replicas(
         for index in range(count):
             port = free_port()
             log = stack.enter_context((tmp_path / f"replica{index}.log").open("wb"))
-            args = ["serve", "--port", str(port), "--no-migrate", "--workers", str(workers)]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "paramstack", *args],
-                env=env,
-                cwd=tmp_path,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            proc = start_serve(env, tmp_path, port, log, workers)
             stack.callback(_stop, proc)
             urls.append(f"http://127.0.0.1:{port}")
             wait_ready(proc, urls[-1], key)

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import orjson
@@ -120,6 +120,21 @@ def ledger_rows(settings: Settings) -> list[tuple[str, str, int, int, int]]:
         engine.dispose()
 
 
+def start_serve(
+    env: dict[str, str], cwd: Path, port: int, log: IO[bytes], workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """``python -m paramstack serve`` on an already migrated database, output to ``log``."""
+    args = ["serve", "--port", str(port), "--no-migrate", "--workers", str(workers)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "paramstack", *args],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def wait_ready(proc: subprocess.Popen[bytes], url: str, key: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     headers = {"authorization": f"Bearer {key}"}
@@ -149,15 +164,7 @@ def test_sigterm_under_llm_load_loses_no_ledger_row(
     with run_upstream(free_port()) as upstream, log_path.open("wb") as log_file:
         env = server_env(settings, tmp_path)
         env["PARAMSTACK_LLM_MODELS_FILE"] = str(write_models(tmp_path / "m.yaml", upstream.url))
-        args = ["serve", "--port", str(port), "--no-migrate", "--workers", str(workers)]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "paramstack", *args],
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_serve(env, tmp_path, port, log_file, workers)
         threads: list[threading.Thread] = []
         try:
             wait_ready(proc, url, key)
