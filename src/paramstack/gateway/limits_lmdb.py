@@ -43,8 +43,8 @@ from paramstack.gateway.limits import SyncLimiter, decide, wall_clock_us
 _TAT = struct.Struct("<q")
 _BOOK = struct.Struct("<qq")
 SWEEP_EVERY = 4096  # admits per process between sweeps of replenished keys and old days
-MAX_KEY = 400
-T = TypeVar("T")  # LMDB keys are at most 511 bytes; books and held entries add a suffix
+MAX_KEY = 400  # LMDB keys are at most 511 bytes; books and held entries add a suffix
+T = TypeVar("T")
 
 _envs: dict[str, tuple[lmdb.Environment, int]] = {}
 _envs_lock = threading.Lock()
