@@ -111,6 +111,7 @@ def test_f_bias_cap_keeps_f_from_being_a_dump() -> None:
         load_config(TINY, ["scalar_inputs=window"])
 
 
+@pytest.mark.slow
 def test_head_fitted_on_strip_inputs_end_to_end(tmp_path: Path) -> None:
     """``scalar_inputs: strip``: the head is fitted and evaluated on the strip-like inputs
     (its standardisation is their mean), the members resume, old configs keep "record"."""
