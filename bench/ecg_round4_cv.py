@@ -25,7 +25,7 @@ import numpy.typing as npt
 import paramstack.ecg.calibrate as calibrate
 import paramstack.ecg.train as train_module
 from paramstack.ecg.beats import BeatWindow
-from paramstack.ecg.calibrate import class_figures, s_f2_objective
+from paramstack.ecg.calibrate import choose_bias, class_figures, s_f2_objective
 from paramstack.ecg.config import load_config
 from paramstack.ecg.models import BeatEnsemble
 from paramstack.ecg.records import AAMI_CLASSES
@@ -42,7 +42,7 @@ captured: dict[str, Any] = {}
 def _capture(original: Any) -> Any:
     def wrapped(config: Any, ensemble: Any, data: Any, folds: Any, logits: Any) -> Any:
         combined, record = original(config, ensemble, data, folds, logits)
-        captured.update(combined=combined.copy(), labels=data.labels.copy())
+        captured.update(cnn=logits.copy(), combined=combined.copy(), labels=data.labels.copy())
         return combined, record
 
     return wrapped
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ecg" / "default.yaml")
     parser.add_argument("--records", default="106,119,208,209,223,201")
     parser.add_argument("--db", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
+    parser.add_argument("--cnn-alone", action="store_true", help="also the CNN-alone row")
+    parser.add_argument("--save", type=Path, help="write the out-of-fold logits (.npz) here")
     args = parser.parse_args()
     work = args.model_dir.with_name(f"{args.model_dir.name}-r4-{args.name}")
     if work.exists():
@@ -106,6 +108,7 @@ def main() -> None:
     started = time.process_time()
     trained = train_ecg(config)
     bias = trained.model.logit_bias.numpy()
+    caps = None if config.bias_f_max is None else {"F": config.bias_f_max}
     oof = out_of_fold(captured["combined"] + bias, captured["labels"])
     records = args.records.split(",")
     strips = strip_accuracy(work, records, args.db)
@@ -113,6 +116,12 @@ def main() -> None:
     head = "| candidate | S-F2 objective | S Se / +P | V Se / +P | F Se / +P | DS1 N called F | "
     print(head + "OOF accuracy % | " + " | ".join(records) + " | strip mean % | bias S / V / F |")
     print("|" + " --- |" * (9 + len(records)))
+    if args.save:  # the out-of-fold arrays, for diagnoses across candidates
+        np.savez(args.save, bias=bias, **captured)
+    if args.cnn_alone:  # diagnosis: the CNN members alone on the same inputs, own S-F2 bias
+        cnn = captured["cnn"]
+        cnn_bias, _ = choose_bias(cnn, captured["labels"], s_f2_objective, caps)
+        print(f"| {args.name}: CNN alone | {out_of_fold(cnn + cnn_bias, captured['labels'])} |")
     print(f"| {args.name} {' '.join(args.set)} | {oof} | "
           + " | ".join(f"{a:.1f}" for a in strips)
           + f" | {np.mean(strips):.2f} | {bias[S]:+g} / {bias[V]:+g} / {bias[F]:+g} |")  # fmt: skip

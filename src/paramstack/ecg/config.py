@@ -76,6 +76,9 @@ class EcgTrainConfig:
     # as the CNN members train on) or "strip" (the 10 s strip around each beat, as a served
     # strip computes them: ecg.strip_inputs; session 7, ECG round 4).
     scalar_inputs: str = "record"
+    # With scalar_inputs "strip": the CNN members train on the strip-like inputs too (they
+    # are retrained), so no part of the model reads inputs it was not fitted on.
+    strip_members: bool = False
     seed: int = 0
     num_threads: int = 2
     out_dir: str | None = None  # default <home>/build/ecg-<arch>
@@ -120,6 +123,8 @@ class EcgTrainConfig:
                 f"scalar_inputs {self.scalar_inputs!r}; valid: {', '.join(SCALAR_INPUTS)}",
                 param="scalar_inputs",
             )
+        if self.strip_members and self.scalar_inputs != "strip":
+            raise InvalidInput("strip_members needs scalar_inputs strip", param="strip_members")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise InvalidInput("cv_folds must be 0 (off) or at least 2", param="cv_folds")
         if self.cv_folds and (

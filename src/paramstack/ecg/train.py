@@ -177,10 +177,14 @@ def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str
     settings = dataclasses.asdict(config) if isinstance(config, EcgTrainConfig) else config
     # chosen on (or read at) the members' out-of-fold logits, never by the members' training
     after_members = ("bias_objective", "bias_f_max", "scalar_inputs")
+    # a new member setting at its default is left out, so older checkpoints still resume
+    defaults = {"strip_members": False}
     return {
         k: v
         for k, v in settings.items()
-        if not k.startswith("feature_model_") and k not in after_members
+        if not k.startswith("feature_model_")
+        and k not in after_members
+        and not (k in defaults and v == defaults[k])
     }
 
 
@@ -284,8 +288,10 @@ def train_ecg(
         beats = _cap_per_record(beats, config.max_beats_per_record).labelled(config.labels)
         return intra_patient_part(beats, config, "train") if config.intra_patient else beats
 
-    data = prepared("record")  # the CNN members always train on whole-record inputs
+    data = prepared("record")  # the CNN members train on whole-record inputs by default
     served = data if config.scalar_inputs == "record" else prepared(config.scalar_inputs)
+    if config.strip_members:
+        data = served
     classes = LABEL_SCHEMES[config.labels]
     counts = np.bincount(data.labels, minlength=len(classes))
     calibration: dict[str, Any] | None = None
