@@ -146,3 +146,18 @@ def test_head_fitted_on_strip_inputs_end_to_end(tmp_path: Path) -> None:
     assert not np.allclose(member_mean, strip.rr[keep, :9].mean(0), rtol=1e-3)
     report = evaluate_model(out, records=["119"], settings=settings)
     assert report["scalar_inputs"] == "strip" and report["headline"]
+
+
+def test_strip_members_retrains_members_and_needs_strip_inputs() -> None:
+    from paramstack.ecg.train import _member_settings
+
+    old = load_config(TINY)
+    strip_head = load_config(TINY, ["scalar_inputs=strip", "bias_f_max=0"])
+    strip_all = load_config(TINY, ["scalar_inputs=strip", "strip_members=true"])
+    saved_before = _member_settings(old)
+    assert saved_before is not None
+    assert _member_settings(strip_head) == _member_settings(old) == saved_before  # resumes
+    assert "strip_members" not in saved_before  # checkpoints saved before the option match
+    assert _member_settings(strip_all) != _member_settings(old)  # members are retrained
+    with pytest.raises(InvalidInput, match="strip_members"):
+        load_config(TINY, ["strip_members=true"])

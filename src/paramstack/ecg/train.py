@@ -178,14 +178,8 @@ def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str
     # chosen on (or read at) the members' out-of-fold logits, never by the members' training
     after_members = ("bias_objective", "bias_f_max", "scalar_inputs")
     # a new member setting at its default is left out, so older checkpoints still resume
-    defaults = {"strip_members": False}
-    return {
-        k: v
-        for k, v in settings.items()
-        if not k.startswith("feature_model_")
-        and k not in after_members
-        and not (k in defaults and v == defaults[k])
-    }
+    skip = {*after_members, *(["strip_members"] if not settings.get("strip_members") else [])}
+    return {k: v for k, v in settings.items() if k not in skip and "feature_model_" not in k}
 
 
 def fit_model(
@@ -277,14 +271,8 @@ def train_ecg(
     records = training_records(config)
 
     def prepared(scalar_inputs: str) -> BeatSet:
-        beats = load_beats(
-            Path(config.db),
-            records,
-            config.model_fs,
-            window,
-            cache_dir=cache_dir,
-            scalar_inputs=scalar_inputs,
-        )
+        db, fs, cache = Path(config.db), config.model_fs, cache_dir
+        beats = load_beats(db, records, fs, window, cache_dir=cache, scalar_inputs=scalar_inputs)
         beats = _cap_per_record(beats, config.max_beats_per_record).labelled(config.labels)
         return intra_patient_part(beats, config, "train") if config.intra_patient else beats
 
