@@ -18,18 +18,17 @@ import numpy.typing as npt
 import torch
 
 from paramstack.ecg.beats import (
+    BEAT_FEATURES,
     RR_FEATURES,
     BeatWindow,
-    beat_inputs,
     condition,
     resample,
-    rr_features,
 )
 from paramstack.ecg.feature_model import neutralise
 from paramstack.ecg.models import BeatEnsemble
 from paramstack.ecg.records import BEAT_SYMBOLS, SYMBOL_TO_AAMI, read_record
-from paramstack.ecg.rhythm import af_columns
 from paramstack.ecg.signal import detect_r_peaks
+from paramstack.ecg.strip_inputs import strip_inputs
 from paramstack.ecg.train import load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +39,8 @@ Array = npt.NDArray[np.float32]
 
 def features(x: npt.NDArray[np.float64], peaks: npt.NDArray[np.int64], fs: float,
              w: BeatWindow) -> tuple[Array, Array, npt.NDArray[np.bool_]]:  # fmt: skip
-    """(beats, 29 per-beat inputs, kept) exactly as ``strip.analyze_strip`` builds them."""
-    rr = rr_features(peaks / fs)
-    beats, morph, keep = beat_inputs(x, peaks, w, fs)
-    return beats, np.concatenate([rr[keep], morph, af_columns(peaks / fs)[keep]], 1), keep
+    """(beats, 29 per-beat inputs, kept): ``strip.analyze_strip``'s own code path."""
+    return strip_inputs(x, peaks, w, fs, len(BEAT_FEATURES))
 
 
 def record_rows(name: str, db: Path, fs: float, w: BeatWindow, n_in: int) -> tuple[Array, ...]:

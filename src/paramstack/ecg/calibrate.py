@@ -10,7 +10,7 @@ the S and V F1 on those out-of-fold logits becomes part of the model (``logit_bi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +92,19 @@ def choose_bias(
     logits: npt.NDArray[np.float32],
     labels: npt.NDArray[np.int64],
     objective: Objective = _objective,
+    highest: Mapping[str, float] | None = None,
 ) -> tuple[npt.NDArray[np.float32], float]:
     """Coordinate ascent over BIAS_GRID for the BIAS_CLASSES' logit offsets, maximising
-    ``objective`` (default: the mean S/V F1); starts at zero and only moves for a strict gain."""
+    ``objective`` (default: the mean S/V F1); starts at zero and only moves for a strict gain.
+    ``highest`` caps a class's offset (e.g. ``{"F": 0.0}``)."""
     bias = np.zeros(logits.shape[1], dtype=np.float32)
     best = objective(logits, labels)
+    caps = dict(highest or {})
     for _ in range(4):
         moved = False
-        for c in (AAMI_CLASSES.index(name) for name in BIAS_CLASSES):
-            for value in BIAS_GRID:
+        for name in BIAS_CLASSES:
+            c = AAMI_CLASSES.index(name)
+            for value in BIAS_GRID[np.less_equal(BIAS_GRID, caps.get(name, np.inf))]:
                 trial = bias.copy()
                 trial[c] = value
                 score = objective(logits + trial, labels)
@@ -181,9 +185,14 @@ def train_cross_validated(
     out_dir: Path,
     run: TrackingRun,
     progress: Progress | None = None,
+    served: BeatSet | None = None,
 ) -> tuple[BeatEnsemble, list[float], dict[str, Any]]:
     """The k-fold ensemble with its bias set, the mean loss per epoch, and the calibration
-    record for meta.json (folds, bias, out-of-fold figures before and after the bias)."""
+    record for meta.json (folds, bias, out-of-fold figures before and after the bias).
+
+    The members train on ``data``; the out-of-fold logits, the feature model and the bias
+    read ``served`` (the same beats; with ``scalar_inputs: strip`` their scalar inputs as 10 s
+    strips compute them), so the bias is chosen on what the model will be fed."""
     from paramstack.ecg.train import fit_model, new_model
 
     k, epochs = config.cv_folds, config.epochs
@@ -193,6 +202,7 @@ def train_cross_validated(
     rr = torch.from_numpy(data.rr)
     ensemble.set_rr_normalisation(rr.mean(dim=0), rr.std(dim=0))
     folds = record_folds(data, k)
+    scored = data if served is None else served
     members = list(config.arch_kwargs["members"])
     logits = np.zeros((len(data), ensemble.n_classes), dtype=np.float32)
     fold_losses = []
@@ -211,13 +221,14 @@ def train_cross_validated(
             progress=report,
         )
         ensemble.members[i].load_state_dict(member.state_dict())
-        logits[held_out] = _log_probabilities(member, data.select(held_out))
+        logits[held_out] = _log_probabilities(member, scored.select(held_out))
         fold_losses.append(losses)
     feature_record = None
     if ensemble.features is not None:
-        logits, feature_record = _add_feature_model(config, ensemble, data, folds, logits)
+        logits, feature_record = _add_feature_model(config, ensemble, scored, folds, logits)
     objective = s_f2_objective if config.bias_objective == "s_f2" else _objective
-    bias, score = choose_bias(logits, data.labels, objective)
+    caps = None if config.bias_f_max is None else {"F": config.bias_f_max}
+    bias, score = choose_bias(logits, data.labels, objective, caps)
     ensemble.logit_bias.copy_(torch.from_numpy(bias))
     ensemble.eval()
     before = class_figures(data.labels, logits.argmax(axis=1))
@@ -233,6 +244,8 @@ def train_cross_validated(
             else "mean of S F1 and V F1 on the out-of-fold beats"
         ),
         "bias": {c: float(b) for c, b in zip(AAMI_CLASSES, bias, strict=True)},
+        "bias_f_max": config.bias_f_max,
+        "scalar_inputs": config.scalar_inputs,
         "objective_value": score,
         "out_of_fold_before_bias": before,
         "out_of_fold_after_bias": after,

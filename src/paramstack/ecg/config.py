@@ -14,6 +14,7 @@ from paramstack.errors import InvalidInput
 CLASS_WEIGHTINGS = ("none", "inverse", "inverse_sqrt")
 BIAS_OBJECTIVES = ("f1", "s_f2")
 FEATURE_MODEL_INPUTS = ("rr", "rr+p", "rr+morphology")  # RR, + P-wave features, + all
+SCALAR_INPUTS = ("record", "strip")  # whole-record inputs, or each beat's 10 s strip's
 
 
 @dataclass
@@ -66,6 +67,18 @@ class EcgTrainConfig:
     # What the S/V/F bias maximises on the out-of-fold logits: f1 = mean of S F1 and V F1;
     # s_f2 = mean of S F2 and V F1 (a missed SVEB weighs more than a false S alarm).
     bias_objective: str = "f1"
+    # The highest F logit bias the search may pick (None: up to the grid's +4). F is in no
+    # objective, so an S-F2 bias raised it as a dump for would-be S/V false alarms (session 7,
+    # ECG round 4: 3,067 DS1 N beats called F out of fold at F +3).
+    bias_f_max: float | None = None
+    # Where the per-beat scalar inputs (RR, morphology, AF columns) come from for the
+    # out-of-fold logits, the feature model's fit and evaluation: "record" (the whole record,
+    # as the CNN members train on) or "strip" (the 10 s strip around each beat, as a served
+    # strip computes them: ecg.strip_inputs; session 7, ECG round 4).
+    scalar_inputs: str = "record"
+    # With scalar_inputs "strip": the CNN members train on the strip-like inputs too (they
+    # are retrained), so no part of the model reads inputs it was not fitted on.
+    strip_members: bool = False
     seed: int = 0
     num_threads: int = 2
     out_dir: str | None = None  # default <home>/build/ecg-<arch>
@@ -105,6 +118,13 @@ class EcgTrainConfig:
                 f"bias_objective {self.bias_objective!r}; valid: {', '.join(BIAS_OBJECTIVES)}",
                 param="bias_objective",
             )
+        if self.scalar_inputs not in SCALAR_INPUTS:
+            raise InvalidInput(
+                f"scalar_inputs {self.scalar_inputs!r}; valid: {', '.join(SCALAR_INPUTS)}",
+                param="scalar_inputs",
+            )
+        if self.strip_members and self.scalar_inputs != "strip":
+            raise InvalidInput("strip_members needs scalar_inputs strip", param="strip_members")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise InvalidInput("cv_folds must be 0 (off) or at least 2", param="cv_folds")
         if self.cv_folds and (

@@ -7,24 +7,49 @@ evaluation reuse the cached ``.npz`` (keyed by database path, record, rate and w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from paramstack.ecg.beats import BeatSet, BeatWindow, record_beats
+from paramstack.ecg.config import SCALAR_INPUTS
 from paramstack.ecg.records import read_record
+from paramstack.errors import InvalidInput
 
 _CACHE_VERSION = 8  # bump when beats.py changes what it produces
 
 
-def _cache_path(cache_dir: Path, db_dir: Path, name: str, model_fs: float, w: BeatWindow) -> Path:
-    key = json.dumps(
-        [_CACHE_VERSION, str(Path(db_dir).resolve()), name, model_fs, w.before, w.after]
-    )
+def _cache_path(
+    cache_dir: Path, db_dir: Path, name: str, model_fs: float, w: BeatWindow, kind: str = ""
+) -> Path:
+    parts: list[object] = [_CACHE_VERSION, str(Path(db_dir).resolve()), name, model_fs]
+    key = json.dumps([*parts, w.before, w.after, *([kind] if kind else [])])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir / f"{name}-{digest}.npz"
+    return cache_dir / f"{name}-{kind + '-' if kind else ''}{digest}.npz"
+
+
+def _strip_columns(
+    part: BeatSet, db_dir: Path, name: str, model_fs: float, window: BeatWindow, path: Path | None
+) -> npt.NDArray[np.float32]:
+    """The record's beats' scalar inputs as 10 s strips compute them (``ecg.strip_inputs``);
+    a beat no strip holds (a pause longer than a strip) keeps its whole-record inputs."""
+    from paramstack.ecg.strip_inputs import record_strip_columns
+
+    if path is not None and path.is_file():
+        with np.load(path) as data:
+            return np.asarray(data["rr"], dtype=np.float32)
+    columns = record_strip_columns(read_record(db_dir, name), model_fs, window)
+    missing = np.isnan(columns).any(axis=1)
+    columns[missing] = part.rr[missing]
+    if path is not None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, rr=columns)
+        tmp.replace(path)
+    return columns
 
 
 def load_beats(
@@ -34,8 +59,15 @@ def load_beats(
     window: BeatWindow,
     *,
     cache_dir: Path | None = None,
+    scalar_inputs: str = "record",
 ) -> BeatSet:
-    """All annotated beats of ``records`` (reference R-peak positions), concatenated."""
+    """All annotated beats of ``records`` (reference R-peak positions), concatenated.
+
+    ``scalar_inputs="strip"``: the per-beat scalar inputs (RR, morphology, AF columns) as a
+    served 10 s strip around each beat computes them, instead of from the whole record; the
+    beat windows stay the record's."""
+    if scalar_inputs not in SCALAR_INPUTS:
+        raise InvalidInput(f"scalar_inputs {scalar_inputs!r}; valid: record, strip")
     parts: list[BeatSet] = []
     for name in records:
         path = _cache_path(cache_dir, db_dir, name, model_fs, window) if cache_dir else None
@@ -63,6 +95,14 @@ def load_beats(
                     symbols=part.symbols,
                 )
                 tmp.replace(path)
+        if scalar_inputs == "strip":
+            strip_path = (
+                _cache_path(cache_dir, db_dir, name, model_fs, window, "strip")
+                if cache_dir
+                else None
+            )
+            columns = _strip_columns(part, db_dir, name, model_fs, window, strip_path)
+            part = dataclasses.replace(part, rr=columns)
         parts.append(part)
     return BeatSet.concat(parts)
 

@@ -81,7 +81,14 @@ def evaluate_model(
     window = BeatWindow(config.before, config.after)
     home = (settings or Settings()).home
     started = time.perf_counter()
-    data = load_beats(db_dir, names, config.model_fs, window, cache_dir=home / "cache" / "ecg")
+    data = load_beats(
+        db_dir,
+        names,
+        config.model_fs,
+        window,
+        cache_dir=home / "cache" / "ecg",
+        scalar_inputs=config.scalar_inputs,
+    )
     data = data.labelled(config.labels)
     if split == "intra":
         data = intra_patient_part(data, config, "test")
@@ -104,6 +111,7 @@ def evaluate_model(
             "split_note": INTRA_PATIENT_LABEL if split == "intra" else "inter-patient",
             "records": names,
             "r_peaks": "reference annotations",
+            "scalar_inputs": config.scalar_inputs,
             "model_dir": str(out_dir),
             "arch": config.arch,
             "mlflow_run_id": meta.get("training", {}).get("mlflow_run_id"),

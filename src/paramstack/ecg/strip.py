@@ -18,16 +18,15 @@ import numpy.typing as npt
 
 from paramstack.ecg.beats import (
     BeatWindow,
-    beat_inputs,
     check_beat_channels,
     check_beat_features,
     condition,
     resample,
-    rr_features,
 )
 from paramstack.ecg.intervals import beat_intervals, interval_summary
-from paramstack.ecg.rhythm import AfDetector, af_columns, vf_episodes
+from paramstack.ecg.rhythm import AfDetector, vf_episodes
 from paramstack.ecg.signal import detect_r_peaks, hrv_time_domain
+from paramstack.ecg.strip_inputs import strip_inputs
 from paramstack.errors import InvalidInput, ParamstackError
 
 RunModel = Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[Any]]
@@ -199,14 +198,9 @@ def analyze_strip(
             code="implausible_rate",
             param="fs",
         )
-    rr = rr_features(peaks / model_fs)
-    wanted = len(rr[0]) if n_features is None else n_features
-    beats, morph, keep = beat_inputs(
-        conditioned, peaks, BeatWindow(*window), model_fs if wanted > len(rr[0]) else None
+    beats, features, keep = strip_inputs(
+        conditioned, peaks, BeatWindow(*window), model_fs, n_features
     )
-    gate = af_columns(peaks / model_fs) if wanted > len(rr[0]) + morph.shape[1] else None
-    features = np.concatenate([rr[keep], morph, *([] if gate is None else [gate[keep]])], 1)
-    features = features[:, :wanted]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (

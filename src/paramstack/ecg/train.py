@@ -175,12 +175,11 @@ def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str
     if config is None:
         return None
     settings = dataclasses.asdict(config) if isinstance(config, EcgTrainConfig) else config
-    after_members = ("bias_objective",)  # chosen on the members' out-of-fold logits
-    return {
-        k: v
-        for k, v in settings.items()
-        if not k.startswith("feature_model_") and k not in after_members
-    }
+    # chosen on (or read at) the members' out-of-fold logits, never by the members' training
+    after_members = ("bias_objective", "bias_f_max", "scalar_inputs")
+    # a new member setting at its default is left out, so older checkpoints still resume
+    skip = {*after_members, *(["strip_members"] if not settings.get("strip_members") else [])}
+    return {k: v for k, v in settings.items() if k not in skip and "feature_model_" not in k}
 
 
 def fit_model(
@@ -270,10 +269,17 @@ def train_ecg(
     out_dir.mkdir(parents=True, exist_ok=True)
     window = BeatWindow(config.before, config.after)
     records = training_records(config)
-    data = load_beats(Path(config.db), records, config.model_fs, window, cache_dir=cache_dir)
-    data = _cap_per_record(data, config.max_beats_per_record).labelled(config.labels)
-    if config.intra_patient:
-        data = intra_patient_part(data, config, "train")
+
+    def prepared(scalar_inputs: str) -> BeatSet:
+        db, fs, cache = Path(config.db), config.model_fs, cache_dir
+        beats = load_beats(db, records, fs, window, cache_dir=cache, scalar_inputs=scalar_inputs)
+        beats = _cap_per_record(beats, config.max_beats_per_record).labelled(config.labels)
+        return intra_patient_part(beats, config, "train") if config.intra_patient else beats
+
+    data = prepared("record")  # the CNN members train on whole-record inputs by default
+    served = data if config.scalar_inputs == "record" else prepared(config.scalar_inputs)
+    if config.strip_members:
+        data = served
     classes = LABEL_SCHEMES[config.labels]
     counts = np.bincount(data.labels, minlength=len(classes))
     calibration: dict[str, Any] | None = None
@@ -282,7 +288,7 @@ def train_ecg(
         run.log_params(config)
         if config.cv_folds:
             model, losses, calibration = train_cross_validated(
-                config, data, out_dir, run, progress=progress
+                config, data, out_dir, run, progress=progress, served=served
             )
         else:
             model, losses = fit_model(
