@@ -223,7 +223,32 @@ def test_cli_evaluate_export_and_scores(tiny: Tiny, monkeypatch: pytest.MonkeyPa
     assert {"report.json", "report.md", "confusion.png", "anchors.png"} <= {
         p.name for p in report.iterdir()
     }
-    assert "de Chazal et al. 2004" in (report / "report.md").read_text()
+    markdown = (report / "report.md").read_text()
+    assert "de Chazal et al. 2004" in markdown
+    # session 7: the served 10 s strip inputs beside the whole-record ones, by default
+    both = json.loads((report / "report.json").read_text())
+    strip = both["served_strip"]
+    assert both["inputs"] == "both" and both["scalar_inputs"] == "record"
+    assert strip["scalar_inputs"] == "strip" and strip["gross"]["beats"] == both["gross"]["beats"]
+    assert strip["confusion_matrix"] != both["confusion_matrix"]  # other inputs, other calls
+    assert headline["served_strip"]["accuracy"] == strip["headline"]["accuracy"]
+    assert "this model, served 10 s strip inputs" in markdown and "strip S Se" in markdown
+    assert (report / "confusion-strip.png").is_file()
+    from paramstack.ecg.evaluate import evaluate_model
+
+    only = evaluate_model(
+        tiny.trained.out_dir,
+        db=MITDB,
+        records=EVAL_RECORDS,
+        inputs="strip",
+        report_dir=tiny.settings.home / "strip-only",
+        settings=tiny.settings,
+    )
+    assert only["scalar_inputs"] == "strip" and "served_strip" not in only
+    assert only["confusion_matrix"] == strip["confusion_matrix"]  # one implementation
+    bad = ["evaluate", "--model-dir", model_dir, "--records", "100", "--inputs", "window"]
+    result = runner.invoke(app, bad)
+    assert isinstance(result.exception, InvalidInput) and "inputs" in result.exception.message
     result = runner.invoke(
         app,
         [

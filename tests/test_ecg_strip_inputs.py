@@ -145,7 +145,8 @@ def test_head_fitted_on_strip_inputs_end_to_end(tmp_path: Path) -> None:
         member_mean = trained.model.members[0].rr_mean.numpy()  # members: record inputs
     assert not np.allclose(member_mean, strip.rr[keep, :9].mean(0), rtol=1e-3)
     report = evaluate_model(out, records=["119"], settings=settings)
-    assert report["scalar_inputs"] == "strip" and report["headline"]
+    assert report["model_scalar_inputs"] == "strip" and report["scalar_inputs"] == "record"
+    assert report["served_strip"]["scalar_inputs"] == "strip" and report["served_strip"]["headline"]
 
 
 def test_strip_members_retrains_members_and_needs_strip_inputs() -> None:
@@ -161,3 +162,45 @@ def test_strip_members_retrains_members_and_needs_strip_inputs() -> None:
     assert _member_settings(strip_all) != _member_settings(old)  # members are retrained
     with pytest.raises(InvalidInput, match="strip_members"):
         load_config(TINY, ["strip_members=true"])
+
+
+def _part(labels: list[int], predicted: list[int], kind: str) -> dict[str, Any]:
+    from paramstack.ecg.evaluate import INPUT_LABELS
+    from paramstack.ecg.metrics import beats_de_chazal, de_chazal_beaten, ec57_report, headline
+    from paramstack.ecg.records import AAMI_CLASSES
+
+    y, p = np.asarray(labels, np.int64), np.asarray(predicted, np.int64)
+    part = ec57_report(y, p, np.zeros(len(y), np.int64), ("100",), AAMI_CLASSES)
+    figures = headline(part)
+    part.update(headline=figures, beats_de_chazal_2004=beats_de_chazal(figures),
+                de_chazal_2004_beaten=de_chazal_beaten(figures), scalar_inputs=kind,
+                inputs_label=INPUT_LABELS[kind])  # fmt: skip
+    return part
+
+
+def test_report_shows_served_strip_figures_beside_record_ones(tmp_path: Path) -> None:
+    """Session 7: the Markdown report puts the strip-input row under the record-input row,
+    each with the de Chazal figures it beats; an unknown ``inputs`` is refused up front."""
+    from paramstack.ecg.evaluate import evaluate_model, markdown_report, write_report
+    from paramstack.ecg.metrics import PUBLISHED_ANCHORS, TARGETS
+
+    truth = [0] * 80 + [1] * 10 + [2] * 10
+    record = _part(truth, truth, "record")  # every beat right: beats every anchor
+    strip = _part(truth, [0] * 80 + [0] * 6 + [1] * 4 + [2] * 10, "strip")  # S Se 40 %
+    report = {**record, "served_strip": strip, "split": "custom", "split_note": "inter-patient",
+              "database": "db", "records": ["100"], "r_peaks": "reference annotations",
+              "model_dir": "m", "arch": "ensemble", "model_scalar_inputs": "record",
+              "anchors": PUBLISHED_ANCHORS, "targets": TARGETS}  # fmt: skip
+    text = markdown_report(report)
+    rows = [line for line in text.splitlines() if line.startswith("| **this model")]
+    assert rows[0].startswith("| **this model, whole-record inputs** | 100.0 |")
+    assert rows[1].startswith("| **this model, served 10 s strip inputs** | 40.0 | 100.0 |")
+    assert "On served 10 s strip inputs this model does NOT beat" in text
+    assert "(beaten: S_ppv, V_se, V_ppv)" in text and "30 min of context" in text
+    assert "| record | beats | record N Se |" in text and "| strip S Se | strip S +P |" in text
+    write_report(report, tmp_path)
+    assert {"confusion.png", "confusion-strip.png", "anchors.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    with pytest.raises(InvalidInput, match="unknown inputs 'window'"):
+        evaluate_model(tmp_path / "no-model", inputs="window")

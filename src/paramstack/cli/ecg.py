@@ -109,6 +109,13 @@ def evaluate(
     records: Annotated[str | None, typer.Option(help="Comma-separated records instead.")] = None,
     report_dir: Annotated[Path | None, typer.Option(help="Where the report goes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the headline as JSON.")] = False,
+    inputs: Annotated[
+        str,
+        typer.Option(
+            help="Per-beat scalar inputs: record (whole record) | strip (as a served 10 s "
+            "strip computes them) | both (side by side)."
+        ),
+    ] = "both",
     overrides: Overrides = None,
 ) -> None:
     """EC57 report (JSON, Markdown, PNG) on DS2 or any annotated WFDB database."""
@@ -117,25 +124,44 @@ def evaluate(
     folder = model_dir or _model_dir(config, overrides)
     names = [r.strip() for r in records.split(",") if r.strip()] if records else None
     report = evaluate_model(
-        folder, db=db, split=split, records=names, report_dir=report_dir, settings=settings()
+        folder,
+        db=db,
+        split=split,
+        records=names,
+        report_dir=report_dir,
+        settings=settings(),
+        inputs=inputs,
     )
+    parts = [report, *([report["served_strip"]] if "served_strip" in report else [])]
     if as_json:
         print_json(
             {
-                "headline": report["headline"],
                 "beats": report["gross"]["beats"],
+                **{
+                    ("headline" if part is report else "served_strip"): {
+                        "inputs": part["scalar_inputs"],
+                        **part["headline"],
+                        "beats_de_chazal_2004": part["beats_de_chazal_2004"],
+                        "de_chazal_2004_beaten": part["de_chazal_2004_beaten"],
+                    }
+                    for part in parts
+                },
                 "beats_de_chazal_2004": report["beats_de_chazal_2004"],
             }
         )
         return
-    fig = report["headline"]
-    console.print(
-        f"{report['split']}: {report['gross']['beats']} beats, accuracy {fig['accuracy']} %, "
-        f"S Se {fig['S_se']} / +P {fig['S_ppv']}, V Se {fig['V_se']} / +P {fig['V_ppv']} "
-        f"(de Chazal 2004: S 76/38, V 77/82) → report in "
-        f"{report_dir or Path(folder) / ('report-' + report['split'])}",
-        highlight=False,
-    )
+    lines = [
+        f"{report['split']}: {report['gross']['beats']} beats (de Chazal 2004: S 76/38, V 77/82)"
+    ]
+    for part in parts:
+        fig = part["headline"]
+        lines.append(
+            f"  {part['inputs_label']}: accuracy {fig['accuracy']} %, S Se {fig['S_se']} / "
+            f"+P {fig['S_ppv']}, V Se {fig['V_se']} / +P {fig['V_ppv']}; beats de Chazal on "
+            f"{', '.join(part['de_chazal_2004_beaten']) or 'none'}"
+        )
+    lines.append(f"report in {report_dir or Path(folder) / ('report-' + report['split'])}")
+    console.print("\n".join(lines), highlight=False)
 
 
 @app.command()

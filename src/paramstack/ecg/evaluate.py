@@ -20,6 +20,7 @@ from paramstack.ecg.metrics import (
     PUBLISHED_ANCHORS,
     TARGETS,
     beats_de_chazal,
+    de_chazal_beaten,
     ec57_report,
     headline,
 )
@@ -50,6 +51,35 @@ def predict_probabilities(
     return np.concatenate(parts) if parts else np.zeros((0, model.n_classes), np.float32)
 
 
+EVAL_INPUTS = ("record", "strip", "both")
+INPUT_LABELS = {
+    "record": "whole-record inputs",
+    "strip": "served 10 s strip inputs",
+}
+
+
+def _score(
+    model: BeatClassifier, data: BeatSet, classes: tuple[str, ...], labels: str
+) -> dict[str, Any]:
+    """EC57 report of ``model`` on ``data`` with the headline figures and the anchors' verdict;
+    fine-grained models are scored as symbols and, for the anchors, mapped to AAMI."""
+    probs = predict_probabilities(model, data)
+    predicted = probs.argmax(axis=1).astype(np.int64)
+    report = ec57_report(data.labels, predicted, data.record, data.record_names, classes)
+    if labels == "symbols":  # the same predictions scored as AAMI classes, for the anchors
+        to_aami = np.asarray(SYMBOL_TO_AAMI, dtype=np.int64)
+        report["symbols"] = dict(report)
+        aami = ec57_report(
+            to_aami[data.labels], to_aami[predicted], data.record, data.record_names, AAMI_CLASSES
+        )
+        report.update(aami)
+    figures = headline(report)
+    report["headline"] = figures
+    report["beats_de_chazal_2004"] = beats_de_chazal(figures)
+    report["de_chazal_2004_beaten"] = de_chazal_beaten(figures)
+    return report
+
+
 def evaluate_model(
     out_dir: Path,
     *,
@@ -58,14 +88,25 @@ def evaluate_model(
     records: list[str] | None = None,
     report_dir: Path | None = None,
     settings: Settings | None = None,
+    inputs: str = "both",
 ) -> dict[str, Any]:
     """Score the model in ``out_dir`` on ``split`` of ``db`` and write the report files.
 
+    ``inputs`` says which per-beat scalar inputs (RR, morphology, AF columns) the model reads:
+    ``record`` computes them over the whole record (30 min of context, as in training),
+    ``strip`` as a served 10 s strip computes them (``ecg.strip_inputs``: each beat takes its
+    inputs from a 10 s strip of its record; the beat windows stay the record's), ``both``
+    scores the same beats both ways: the record figures at the top level, the strip ones under
+    ``served_strip`` (session 7: the DS2 looks before it described the record inputs only).
     ``split="intra"`` scores the held-out beats of a model trained with ``intra_patient``;
     its report is labelled as inflated.
     """
     from paramstack.ecg.train import intra_patient_part, load_trained
 
+    if inputs not in EVAL_INPUTS:
+        raise InvalidInput(
+            f"unknown inputs {inputs!r}; valid: {', '.join(EVAL_INPUTS)}", param="inputs"
+        )
     model, config, meta = load_trained(out_dir)
     if (split == "intra") != config.intra_patient:
         raise InvalidInput(
@@ -81,29 +122,21 @@ def evaluate_model(
     window = BeatWindow(config.before, config.after)
     home = (settings or Settings()).home
     started = time.perf_counter()
-    data = load_beats(
-        db_dir,
-        names,
-        config.model_fs,
-        window,
-        cache_dir=home / "cache" / "ecg",
-        scalar_inputs=config.scalar_inputs,
-    )
-    data = data.labelled(config.labels)
-    if split == "intra":
-        data = intra_patient_part(data, config, "test")
-    probs = predict_probabilities(model, data)
-    predicted = probs.argmax(axis=1).astype(np.int64)
+    kinds = ["record", "strip"] if inputs == "both" else [inputs]
     classes = LABEL_SCHEMES[config.labels]
-    report = ec57_report(data.labels, predicted, data.record, data.record_names, classes)
-    if config.labels == "symbols":  # the same predictions scored as AAMI classes, for the anchors
-        to_aami = np.asarray(SYMBOL_TO_AAMI, dtype=np.int64)
-        report["symbols"] = dict(report)
-        aami = ec57_report(
-            to_aami[data.labels], to_aami[predicted], data.record, data.record_names, AAMI_CLASSES
-        )
-        report.update(aami)
-    figures = headline(report)
+    parts: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        data = load_beats(
+            db_dir, names, config.model_fs, window, cache_dir=home / "cache" / "ecg",
+            scalar_inputs=kind,
+        ).labelled(config.labels)  # fmt: skip
+        if split == "intra":
+            data = intra_patient_part(data, config, "test")
+        parts[kind] = _score(model, data, classes, config.labels)
+        parts[kind].update({"scalar_inputs": kind, "inputs_label": INPUT_LABELS[kind]})
+    report = parts[kinds[0]]
+    if inputs == "both":
+        report["served_strip"] = parts["strip"]
     report.update(
         {
             "database": str(db_dir),
@@ -111,12 +144,11 @@ def evaluate_model(
             "split_note": INTRA_PATIENT_LABEL if split == "intra" else "inter-patient",
             "records": names,
             "r_peaks": "reference annotations",
-            "scalar_inputs": config.scalar_inputs,
+            "inputs": inputs,
+            "model_scalar_inputs": config.scalar_inputs,
             "model_dir": str(out_dir),
             "arch": config.arch,
             "mlflow_run_id": meta.get("training", {}).get("mlflow_run_id"),
-            "headline": figures,
-            "beats_de_chazal_2004": beats_de_chazal(figures),
             "targets": TARGETS,
             "anchors": PUBLISHED_ANCHORS,
             "seconds": time.perf_counter() - started,
@@ -138,76 +170,121 @@ def _class_rows(classes: dict[str, Any]) -> list[str]:
     return rows
 
 
+_HEADLINE_KEYS = ("S_se", "S_ppv", "S_f1", "V_se", "V_ppv", "V_f1", "accuracy")
+_STRIP_NOTE = (
+    "Served 10 s strip inputs: each beat's RR, morphology and AF inputs are computed from a "
+    "10 s strip of its record alone (`ecg.strip_inputs`, the code `analyze_strip` runs: the "
+    "strip's own mean RR, its median beat as template, its own R peaks), as the predict "
+    "endpoint computes them; the beat windows and the CNN's template channel stay the "
+    "record's. Whole-record inputs use 30 min of context, which a served strip does not have."
+)
+
+
+_PER_RECORD = ("N Se", "S Se", "S +P", "V Se", "V +P")
+
+
+def _sections(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scored input kinds: the top level, then the served-strip part when both ran."""
+    return [report, *([report["served_strip"]] if "served_strip" in report else [])]
+
+
+def _confusion(part: dict[str, Any]) -> list[str]:
+    classes = part["classes"]
+    lines = [
+        f"Confusion matrix, {part['inputs_label']} (rows reference, columns predicted):",
+        "",
+        "| | " + " | ".join(classes) + " |",
+        "|---" * (len(classes) + 1) + "|",
+    ]
+    for name, row in zip(classes, part["confusion_matrix"], strict=True):
+        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
+    return [*lines, ""]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The human-readable report: headline vs anchors, per class, confusion, per record."""
-    fig, classes = report["headline"], report["classes"]
-    keys = ("S_se", "S_ppv", "S_f1", "V_se", "V_ppv", "V_f1", "accuracy")
+    keys = _HEADLINE_KEYS
+    sections = _sections(report)
     lines = [
         f"# ECG beat classification: {report['split']} ({report['split_note']})",
         "",
         f"Database `{report['database']}`, {len(report['records'])} records, "
         f"{report['gross']['beats']} beats, R peaks from {report['r_peaks']}; model "
-        f"`{report['arch']}` from `{report['model_dir']}`.",
+        f"`{report['arch']}` from `{report['model_dir']}` (its head fitted on "
+        f"{report['model_scalar_inputs']} inputs).",
         "",
         "| source | S Se | S +P | S F1 | V Se | V +P | V F1 | accuracy |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        "| **this model** | " + " | ".join(_fmt(fig[k]) for k in keys) + " |",
     ]
+    for part in sections:
+        lines.append(
+            f"| **this model, {part['inputs_label']}** | "
+            + " | ".join(_fmt(part["headline"][k]) for k in keys)
+            + " |"
+        )
     for anchor in report["anchors"]:
         lines.append(f"| {anchor['source']} | " + " | ".join(_fmt(anchor[k]) for k in keys) + " |")
     lines.append("| target | " + " | ".join(_fmt(report["targets"].get(k)) for k in keys) + " |")
-    verdict = "beats" if report["beats_de_chazal_2004"] else "does NOT beat"
-    lines += ["", f"This model {verdict} de Chazal 2004 on every S and V Se/+P figure.", ""]
-    lines += [
-        "| class | beats | Se % | +P % | F1 % | FPR % |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    lines += _class_rows(report["gross"]["classes"])
+    lines.append("")
+    for part in sections:
+        beaten = part["de_chazal_2004_beaten"]
+        verdict = "beats" if part["beats_de_chazal_2004"] else "does NOT beat"
+        lines.append(
+            f"On {part['inputs_label']} this model {verdict} de Chazal 2004 on every S and V "
+            f"Se/+P figure (beaten: {', '.join(beaten) or 'none'})."
+        )
+        lines.append("")
+    if any(part["scalar_inputs"] == "strip" for part in sections):
+        lines += [_STRIP_NOTE, ""]
+    for part in sections:
+        lines += [
+            f"Per class, {part['inputs_label']}:",
+            "",
+            "| class | beats | Se % | +P % | F1 % | FPR % |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *_class_rows(part["gross"]["classes"]),
+            "",
+        ]
     if "symbols" in report:
         lines += [
-            "",
             "Fine-grained mode: the model predicts MIT-BIH beat symbols; the figures above map",
-            "them to AAMI classes. Per symbol:",
+            f"them to AAMI classes. Per symbol ({report['inputs_label']}):",
             "",
             "| symbol | beats | Se % | +P % | F1 % | FPR % |",
             "| --- | --- | --- | --- | --- | --- |",
             *_class_rows(report["symbols"]["gross"]["classes"]),
+            "",
         ]
+    for part in sections:
+        lines += _confusion(part)
+    header = "| record | beats |"
+    for part in sections:
+        tag = part["scalar_inputs"] if len(sections) > 1 else ""
+        header += "".join(f" {f'{tag} {c}'.strip()} |" for c in _PER_RECORD)
     lines += [
-        "",
-        "Confusion matrix (rows reference, columns predicted):",
-        "",
-        "| | " + " | ".join(classes) + " |",
-        "|---" * (len(classes) + 1) + "|",
-    ]
-    for name, row in zip(classes, report["confusion_matrix"], strict=True):
-        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
-    lines += [
-        "",
         "Per record (Se / +P in %):",
         "",
-        "| record | beats | N Se | S Se | S +P | V Se | V +P |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        header,
+        "| --- " * (2 + 5 * len(sections)) + "|",
     ]
     for name, rec in report["per_record"].items():
-        c = rec["classes"]
-        vals = [c["N"]["se"], c["S"]["se"], c["S"]["ppv"], c["V"]["se"], c["V"]["ppv"]]
-        cells = " | ".join(_fmt(None if v is None else 100 * v) for v in vals)
-        lines.append(f"| {name} | {rec['beats']} | {cells} |")
+        cells = []
+        for part in sections:
+            c = part["per_record"][name]["classes"]
+            vals = [c["N"]["se"], c["S"]["se"], c["S"]["ppv"], c["V"]["se"], c["V"]["ppv"]]
+            cells += [_fmt(None if v is None else 100 * v) for v in vals]
+        lines.append(f"| {name} | {rec['beats']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _plots(report: dict[str, Any], folder: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _confusion_png(part: dict[str, Any], split: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
+    cm = np.asarray(part["confusion_matrix"], dtype=np.float64)
     rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    classes = report["classes"]
+    classes = part["classes"]
     ax.set_xticks(range(len(classes)), classes)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
@@ -222,34 +299,46 @@ def _plots(report: dict[str, Any], folder: Path) -> None:
             color="white" if rows[i, j] > 0.5 else "black",
             fontsize=8,
         )
-    ax.set_title(f"Confusion matrix ({report['split']})")
+    ax.set_title(f"Confusion matrix ({split}, {part['inputs_label']})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(folder / "confusion.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
+
+def _plots(report: dict[str, Any], folder: Path) -> None:
+    """``confusion.png`` (top-level inputs), ``confusion-strip.png`` when both input kinds
+    ran, and ``anchors.png`` with every scored input kind beside the anchors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _confusion_png(report, report["split"], folder / "confusion.png")
+    if "served_strip" in report:
+        _confusion_png(report["served_strip"], report["split"], folder / "confusion-strip.png")
     keys = ["S_se", "S_ppv", "V_se", "V_ppv"]
     sources = [
-        ("this model", report["headline"]),
+        *((f"this model, {part['inputs_label']}", part["headline"]) for part in _sections(report)),
         *((a["source"], a) for a in report["anchors"][:2]),
     ]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     width = 0.8 / len(sources)
     for k, (label, values) in enumerate(sources):
         ax.bar(
             np.arange(len(keys)) + k * width, [values[key] or 0 for key in keys], width, label=label
         )
-    ax.set_xticks(np.arange(len(keys)) + width, ["S Se", "S +P", "V Se", "V +P"])
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, ["S Se", "S +P", "V Se", "V +P"])
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    ax.set_title("DS2 figures vs published anchors")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{report['split']} figures vs published anchors")
     fig.tight_layout()
     fig.savefig(folder / "anchors.png", dpi=120)
     plt.close(fig)
 
 
 def write_report(report: dict[str, Any], folder: Path) -> Path:
-    """``report.json``, ``report.md``, ``confusion.png`` and ``anchors.png`` in ``folder``."""
+    """``report.json``, ``report.md`` and the PNG plots (``_plots``) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (folder / "report.md").write_text(markdown_report(report), encoding="utf-8")

@@ -128,6 +128,11 @@ def headline(report: dict[str, Any]) -> dict[str, float | None]:
 
 def beats_de_chazal(figures: dict[str, float | None]) -> bool:
     """True when every S and V Se/+P figure exceeds de Chazal 2004's."""
+    return len(de_chazal_beaten(figures)) == 4
+
+
+def de_chazal_beaten(figures: dict[str, float | None]) -> list[str]:
+    """Which of de Chazal 2004's S and V Se/+P figures these ``figures`` exceed."""
     anchor = PUBLISHED_ANCHORS[0]
     keys = ("S_se", "S_ppv", "V_se", "V_ppv")
-    return all((figures[k] or 0.0) > anchor[k] for k in keys)
+    return [k for k in keys if (figures[k] or 0.0) > anchor[k]]
