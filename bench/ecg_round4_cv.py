@@ -17,7 +17,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,32 +31,11 @@ from paramstack.ecg.records import AAMI_CLASSES
 from paramstack.ecg.train import load_trained, train_ecg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ecg_fhead_cv import _capture, _same_members, captured
 from ecg_strip_head import parts, record_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 N, S, V, F = (AAMI_CLASSES.index(c) for c in "NSVF")
-captured: dict[str, Any] = {}
-
-
-def _capture(original: Any) -> Any:
-    def wrapped(config: Any, ensemble: Any, data: Any, folds: Any, logits: Any) -> Any:
-        combined, record = original(config, ensemble, data, folds, logits)
-        captured.update(cnn=logits.copy(), combined=combined.copy(), labels=data.labels.copy())
-        return combined, record
-
-    return wrapped
-
-
-def _same_members(original: Any) -> Any:
-    """Where the run writes and logs does not change a member: resume the copied ones."""
-
-    def wrapped(config: Any) -> dict[str, Any] | None:
-        settings = original(config)
-        if settings is None:
-            return None
-        return {k: v for k, v in settings.items() if k not in ("out_dir", "mlflow", "mlflow_uri")}
-
-    return wrapped
 
 
 def out_of_fold(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> str:
