@@ -65,11 +65,15 @@ def strip_like_columns(
     window: BeatWindow,
     fs: float,
     seconds: float = STRIP_SECONDS,
+    context_s: float = 0.0,
 ) -> Floats:
     """BEAT_FEATURES ``[len(peaks), n]`` for every peak, each from the first strip of
     ``strip_starts`` in which its window fits, computed by ``strip_inputs`` on that strip's
     own signal (``condition`` of the resampled segment, as the gateway does); rows of peaks no
-    strip holds stay NaN. ``resampled`` is the record at the model's rate ``fs``."""
+    strip holds stay NaN. ``resampled`` is the record at the model's rate ``fs``.
+    ``context_s`` > 0 (session 7): each strip is served with the ``context_s`` seconds that
+    precede it (fewer at the record's start), as ``analyze_strip(..., context=...)`` analyses
+    them: one segment, inputs kept for the strip's own peaks."""
     peaks = np.asarray(peaks, dtype=np.int64)
     out = np.full((len(peaks), len(BEAT_FEATURES)), np.nan, dtype=np.float32)
     done = np.zeros(len(peaks), dtype=bool)
@@ -78,10 +82,14 @@ def strip_like_columns(
         inside = np.flatnonzero((peaks >= start) & (peaks < start + length))
         if len(inside) < 2 or done[inside].all():
             continue
-        segment = condition(resampled[start : start + length], fs)
-        _, features, keep = strip_inputs(
-            segment, peaks[inside] - start, window, fs, len(BEAT_FEATURES)
+        first = max(0, start - round(context_s * fs))
+        seen = np.flatnonzero((peaks >= first) & (peaks < start + length))
+        segment = condition(resampled[first : start + length], fs)
+        _, features, keep_seen = strip_inputs(
+            segment, peaks[seen] - first, window, fs, len(BEAT_FEATURES)
         )
+        own = peaks[seen][keep_seen] >= start
+        features, keep = features[own], keep_seen[peaks[seen] >= start]
         rows = inside[keep]
         fresh = ~done[rows]
         out[rows[fresh]] = features[fresh]
@@ -89,7 +97,9 @@ def strip_like_columns(
     return out
 
 
-def record_strip_columns(record: EcgRecord, model_fs: float, window: BeatWindow) -> Floats:
+def record_strip_columns(
+    record: EcgRecord, model_fs: float, window: BeatWindow, context_s: float = 0.0
+) -> Floats:
     """``strip_like_columns`` for the beats ``beats.record_beats`` keeps, in its order (the
     reference R peaks). A beat that no strip holds with two peaks or more (a pause longer than
     a strip) keeps NaN: the caller decides."""
@@ -97,5 +107,5 @@ def record_strip_columns(record: EcgRecord, model_fs: float, window: BeatWindow)
     x = resample(record.signal, record.fs, model_fs)
     peaks = np.round(record.beat_samples[is_beat] * (model_fs / record.fs)).astype(np.int64)
     keep = (peaks - window.before >= 0) & (peaks + window.after <= len(x))
-    columns: Floats = strip_like_columns(x, peaks, window, model_fs)[keep]
+    columns: Floats = strip_like_columns(x, peaks, window, model_fs, context_s=context_s)[keep]
     return columns
