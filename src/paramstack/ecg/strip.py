@@ -240,9 +240,9 @@ def analyze_strip(
             param="fs",
         )
     beats, features, keep_all = strip_inputs(
-        conditioned, found, BeatWindow(*window), model_fs, n_features
+        conditioned, found, BeatWindow(*window), model_fs, n_features, len(found) - len(peaks)
     )
-    beats, features, keep = beats[own[keep_all]], features[own[keep_all]], keep_all[own]
+    keep = keep_all[own]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (

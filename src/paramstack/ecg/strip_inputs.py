@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from paramstack.ecg.beats import (
     BEAT_FEATURES,
+    TEMPLATE_BEATS,
     BeatWindow,
     beat_inputs,
     condition,
@@ -36,14 +37,23 @@ def strip_inputs(
     window: BeatWindow,
     fs: float,
     n_features: int | None = None,
+    first: int = 0,
 ) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
     """(beats ``[k, 2, window]``, the first ``n_features`` of BEAT_FEATURES ``[k, n]``, the
     mask of the peaks whose window fits) from one strip alone. Needs two peaks or more;
-    ``n_features`` None reads the RR features only (models exported before morphology)."""
+    ``n_features`` None reads the RR features only (models exported before morphology).
+    ``peaks[:first]`` are context (session 7): they count in the RR and AF columns and the
+    running template, but get no inputs of their own (mask False); only the TEMPLATE_BEATS - 1
+    of them the template reads are windowed, so the inputs equal those of the whole run."""
     rr = rr_features(peaks / fs)
     wanted = rr.shape[1] if n_features is None else n_features
     morph_fs = fs if wanted > rr.shape[1] else None
-    beats, morph, keep = beat_inputs(conditioned, peaks, window, morph_fs)
+    lead = max(0, first - (TEMPLATE_BEATS - 1))
+    beats, morph, tail = beat_inputs(conditioned, peaks[lead:], window, morph_fs)
+    context = int(tail[: first - lead].sum())  # windowed context beats: the template's only
+    beats, morph = beats[context:], morph[context:]
+    keep = np.zeros(len(peaks), dtype=bool)
+    keep[first:] = tail[first - lead :]
     gate = af_columns(peaks / fs) if wanted > rr.shape[1] + morph.shape[1] else None
     features = np.concatenate([rr[keep], morph, *([] if gate is None else [gate[keep]])], 1)
     return beats, np.ascontiguousarray(features[:, :wanted], dtype=np.float32), keep
@@ -82,15 +92,13 @@ def strip_like_columns(
         inside = np.flatnonzero((peaks >= start) & (peaks < start + length))
         if len(inside) < 2 or done[inside].all():
             continue
-        first = max(0, start - round(context_s * fs))
-        seen = np.flatnonzero((peaks >= first) & (peaks < start + length))
-        segment = condition(resampled[first : start + length], fs)
+        begin = max(0, start - round(context_s * fs))
+        seen = np.flatnonzero((peaks >= begin) & (peaks < start + length))
+        segment = condition(resampled[begin : start + length], fs)
         _, features, keep_seen = strip_inputs(
-            segment, peaks[seen] - first, window, fs, len(BEAT_FEATURES)
+            segment, peaks[seen] - begin, window, fs, len(BEAT_FEATURES), len(seen) - len(inside)
         )
-        own = peaks[seen][keep_seen] >= start
-        features, keep = features[own], keep_seen[peaks[seen] >= start]
-        rows = inside[keep]
+        rows = inside[keep_seen[len(seen) - len(inside) :]]
         fresh = ~done[rows]
         out[rows[fresh]] = features[fresh]
         done[rows[fresh]] = True
