@@ -12,6 +12,10 @@ only help big batches on an idle machine). Measured per engine:
 - batch 1: each beat its own call, p50/p99 latency per beat and beats/s;
 - batch 12 (a 10 s strip's beats in one call) and batch 256: latency per beat, beats/s.
 
+``--context S`` (session 7) also times each 10 s strip sent with the S seconds before it
+(``analyze_strip(..., context=...)`` and the predict endpoint's ``context`` field), beside
+the same strips without context in the same run (ratio with / without).
+
 Targets (issue 4): ONNX >= 2x PyTorch beats/s at batch 1, p99 per beat < 1 ms. Writes
 ``bench/results/ecg.json``; ``--strict`` exits 1 when a target fails.
 """
@@ -79,9 +83,10 @@ def per_beat(
 
 
 def gateway_strip_latency(
-    onnx_path: Path, meta_path: Path, meta: dict[str, Any], strips: list[np.ndarray], fs: float
-) -> dict[str, float]:
-    """10 s strips through `paramstack serve` (its own process) on loopback, one at a time."""
+    onnx_path: Path, meta_path: Path, meta: dict[str, Any], cases: dict[str, list[dict[str, Any]]]
+) -> dict[str, dict[str, float]]:
+    """Each case's JSON bodies (10 s strips, optionally with context) through `paramstack
+    serve` (its own process) on loopback, one at a time, cases interleaved per strip."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Settings(home=Path(tmp))
         engine = make_engine(cfg.resolved_database_url)
@@ -111,25 +116,31 @@ def gateway_strip_latency(
                     except httpx.TransportError:
                         pass
                     time.sleep(0.1)
-                bodies = [json.dumps({"signal": x.tolist(), "fs": fs}) for x in strips]
-                client.post("/v1/models/ecg-beats/predict", content=bodies[0],
-                            headers={"content-type": "application/json"})  # fmt: skip
-                client_ms, server_ms = [], []
-                for body in bodies:
-                    t0 = time.perf_counter()
-                    r = client.post("/v1/models/ecg-beats/predict", content=body,
-                                    headers={"content-type": "application/json"})  # fmt: skip
-                    client_ms.append((time.perf_counter() - t0) * 1000)
-                    r.raise_for_status()
-                    server_ms.append(r.json()["performance"]["total_ms"])
+                bodies = {k: [json.dumps(b) for b in v] for k, v in cases.items()}
+                client_ms: dict[str, list[float]] = {k: [] for k in cases}
+                server_ms: dict[str, list[float]] = {k: [] for k in cases}
+                for case in bodies.values():  # warm-up, not timed
+                    client.post("/v1/models/ecg-beats/predict", content=case[0],
+                                headers={"content-type": "application/json"})  # fmt: skip
+                for i in range(min(len(v) for v in bodies.values())):
+                    for k, case in bodies.items():
+                        t0 = time.perf_counter()
+                        r = client.post("/v1/models/ecg-beats/predict", content=case[i],
+                                        headers={"content-type": "application/json"})  # fmt: skip
+                        client_ms[k].append((time.perf_counter() - t0) * 1000)
+                        r.raise_for_status()
+                        server_ms[k].append(r.json()["performance"]["total_ms"])
         finally:
             server.terminate()
             server.wait(30)
     return {
-        "p50_client_ms": statistics.median(client_ms),
-        "p99_client_ms": percentile(client_ms, 99),
-        "p50_server_total_ms": statistics.median(server_ms),
-        "strips": len(client_ms),
+        k: {
+            "p50_client_ms": statistics.median(client_ms[k]),
+            "p99_client_ms": percentile(client_ms[k], 99),
+            "p50_server_total_ms": statistics.median(server_ms[k]),
+            "strips": len(client_ms[k]),
+        }
+        for k in cases
     }
 
 
@@ -142,6 +153,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=Path("bench/results/ecg.json"))
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--no-gateway", action="store_true", help="skip the gateway phase")
+    parser.add_argument(
+        "--context", type=float, default=0.0, help="also time strips with S s of context"
+    )
     args = parser.parse_args()
 
     args.model_dir = args.model_dir or resolve_paths(load_config(args.config))[0]
@@ -202,35 +216,56 @@ def main() -> int:
     results["latency"] = rows
 
     runner = onnx_runner(session)
-    strip_times, model_times = [], []
     record = read_record(db, "119")
-    n = int(record.fs * 10)
-    for k in range(args.strips):
-        strip = record.signal[k * n : (k + 1) * n]
-        out = analyze_strip(runner, strip, record.fs, **strip_options(meta))
-        strip_times.append(out["timings_ms"]["total"])
-        model_times.append(out["timings_ms"]["model"])
-    strip_times, model_times = strip_times[1:], model_times[1:]  # first call imports neurokit2
-    results["strip_10s"] = {
-        "p50_total_ms": statistics.median(strip_times),
-        "p99_total_ms": percentile(strip_times, 99),
-        "p50_model_ms": statistics.median(model_times),
-        "strips": len(strip_times),
-    }
-    print(
-        f"analyze_strip, 10 s strip (119): total p50 {statistics.median(strip_times):.1f} ms, "
-        f"model call p50 {statistics.median(model_times):.2f} ms"
-    )
+    n, lead = int(record.fs * 10), int(record.fs * args.context)
+    cases: dict[str, list[dict[str, Any]]] = {"strip_10s": []}
+    if args.context:
+        cases[f"strip_10s_context_{args.context:g}s"] = []
+    for k in range(args.strips):  # with --context the strips start after S s of context
+        start = lead + k * n
+        strip = record.signal[start : start + n].tolist()
+        cases["strip_10s"].append({"signal": strip, "fs": record.fs})
+        if args.context:
+            context = record.signal[start - lead : start].tolist()
+            cases[f"strip_10s_context_{args.context:g}s"].append(
+                {"signal": strip, "fs": record.fs, "context": context}
+            )
+    p50: dict[str, float] = {}
+    for key, bodies in cases.items():
+        strip_times, model_times = [], []
+        for body in bodies:
+            out = analyze_strip(runner, body["signal"], record.fs, context=body.get("context"),
+                                **strip_options(meta))  # fmt: skip
+            strip_times.append(out["timings_ms"]["total"])
+            model_times.append(out["timings_ms"]["model"])
+        strip_times, model_times = strip_times[1:], model_times[1:]  # first: imports neurokit2
+        p50[key] = statistics.median(strip_times)
+        results[key] = {
+            "p50_total_ms": p50[key],
+            "p99_total_ms": percentile(strip_times, 99),
+            "p50_model_ms": statistics.median(model_times),
+            "strips": len(strip_times),
+        }
+        print(
+            f"analyze_strip, {key} (119): total p50 {statistics.median(strip_times):.1f} ms "
+            f"p99 {percentile(strip_times, 99):.1f} ms, model call p50 "
+            f"{statistics.median(model_times):.2f} ms"
+        )
 
     if not args.no_gateway:
-        strips = [record.signal[k * n : (k + 1) * n] for k in range(args.strips)]
-        gateway = gateway_strip_latency(onnx_path, meta_path, meta, strips, record.fs)
-        results["gateway_strip_10s"] = gateway
-        print(
-            f"gateway, 10 s strip as JSON: client p50 {gateway['p50_client_ms']:.1f} ms "
-            f"p99 {gateway['p99_client_ms']:.1f} ms (server total p50 "
-            f"{gateway['p50_server_total_ms']:.1f} ms)"
-        )
+        gateway = gateway_strip_latency(onnx_path, meta_path, meta, cases)
+        for key, row in gateway.items():
+            results[f"gateway_{key}"] = row
+            print(
+                f"gateway, {key} as JSON: client p50 {row['p50_client_ms']:.1f} ms "
+                f"p99 {row['p99_client_ms']:.1f} ms (server total p50 "
+                f"{row['p50_server_total_ms']:.1f} ms)"
+            )
+    if args.context:
+        key = f"strip_10s_context_{args.context:g}s"
+        ratio = p50[key] / p50["strip_10s"]
+        results["context_over_plain_p50"] = ratio
+        print(f"analyze_strip p50 with {args.context:g} s context / without: {ratio:.2f}x")
 
     batch1 = rows[0]
     targets = {

@@ -198,6 +198,35 @@ def test_a_much_too_high_declared_rate_is_refused(tiny: Tiny) -> None:
     assert err.value.code == "no_beats" and "sampling rate" in err.value.message
 
 
+def test_evaluate_scores_strips_served_with_context(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 7: ``--inputs strip,context:60`` scores the same beats on lone 10 s strips and
+    on strips served with the 60 s before them, side by side in JSON, Markdown and PNG."""
+    monkeypatch.setenv("PARAMSTACK_HOME", str(tiny.settings.home))
+    folder = tiny.settings.home / "context-report"
+    args = ["evaluate", "--model-dir", str(tiny.trained.out_dir), "--db", str(MITDB),
+            "--records", "119", "--inputs", "strip,context:60", "--report-dir", str(folder),
+            "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["headline"]["inputs"] == "strip"
+    assert printed["served_context"]["inputs"] == "context:60"
+    report = json.loads((folder / "report.json").read_text())
+    served = report["served_context"]
+    assert report["scalar_inputs"] == "strip" and "served_strip" not in report
+    assert served["gross"]["beats"] == report["gross"]["beats"] > 1500
+    assert served["headline"]["accuracy"] == printed["served_context"]["accuracy"]
+    assert served["confusion_matrix"] != report["confusion_matrix"]  # other inputs
+    markdown = (folder / "report.md").read_text()
+    assert "| **this model, served 10 s strip + 60 s context inputs** |" in markdown
+    assert "context:60 S Se" in markdown and (folder / "confusion-context.png").is_file()
+    for bad in ("context:60,context:300", "strip,strip", "context:abc"):
+        result = CliRunner().invoke(app, [*args[:7], "--inputs", bad])
+        assert isinstance(result.exception, InvalidInput), bad
+
+
 @pytest.mark.slow
 def test_cli_evaluate_export_and_scores(tiny: Tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARAMSTACK_HOME", str(tiny.settings.home))

@@ -199,3 +199,69 @@ def test_non_finite_samples_are_refused(ecg_server: tuple[LiveServer, Settings],
         r = client.post(PREDICT, content=text, headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_context_returns_only_the_signals_beats(
+    ecg_server: tuple[LiveServer, Settings], tmp_path: Path
+) -> None:
+    """Session 7: ``context`` (the samples before ``signal``) is analysed with the signal as
+    one recording; only the signal's beats come back, timed from its start; equal to sending
+    the concatenation and keeping its last 10 s; a WFDB upload says ``context_s``."""
+    import wfdb
+
+    server, _ = ecg_server
+    context_s = 60.0
+    before, signal = strip(context_s, 240.0, "208"), strip(10, 300.0, "208")
+    whole = np.concatenate([before, signal])
+    wfdb.wrsamp("ctx", fs=FS, units=["mV"], sig_name=["MLII"], p_signal=whole[:, None],
+                fmt=["16"], write_dir=str(tmp_path))  # fmt: skip
+    files = {
+        "header": ("ctx.hea", (tmp_path / "ctx.hea").read_bytes(), "text/plain"),
+        "data": ("ctx.dat", (tmp_path / "ctx.dat").read_bytes(), "application/octet-stream"),
+    }
+    with server.client() as client:
+        served = client.post(
+            PREDICT, json={"signal": signal.tolist(), "fs": FS, "context": before.tolist()}
+        )
+        alone = client.post(PREDICT, json={"signal": signal.tolist(), "fs": FS})
+        concatenated = client.post(PREDICT, json={"signal": whole.tolist(), "fs": FS})
+        uploaded = client.post(PREDICT, files=files, data={"context_s": str(context_s)})
+    assert served.status_code == alone.status_code == concatenated.status_code == 200
+    assert uploaded.status_code == 200, uploaded.text
+    body = served.json()
+    beats = body["beats"]
+    assert body["summary"]["context_s"] == context_s and alone.json()["summary"]["context_s"] == 0
+    assert len(beats) >= 10 and all(0 <= b["time_s"] < 10 for b in beats)
+    mine = [b for b in concatenated.json()["beats"] if b["time_s"] >= context_s]
+    assert [b["class"] for b in beats] == [b["class"] for b in mine]
+    for got, want in zip(beats, mine, strict=True):
+        assert got["time_s"] == pytest.approx(want["time_s"] - context_s, abs=1e-3)
+        for label, p in got["probabilities"].items():
+            assert p == pytest.approx(want["probabilities"][label], abs=1e-5)
+    lone = alone.json()["beats"]
+    assert [b["probabilities"] for b in beats] != [b["probabilities"] for b in lone]
+    wfdb_beats = uploaded.json()["beats"]  # 16-bit storage: the same beats, near-equal scores
+    assert uploaded.json()["summary"]["context_s"] == context_s
+    assert [round(b["time_s"], 2) for b in wfdb_beats] == [round(b["time_s"], 2) for b in beats]
+
+
+def test_bad_context_gets_clear_4xx(ecg_server: tuple[LiveServer, Settings]) -> None:
+    server, settings = ecg_server
+    signal = strip().tolist()
+    too_long = np.round(np.tile(strip(), 61), 3).tolist()  # 610 s > ecg_context_max_s
+    assert len(too_long) / FS > settings.ecg_context_max_s
+    cases = [
+        ({"context": too_long}, "context_too_long", "context"),
+        ({"context": [0.0] * 3600}, "flat_context", "context"),
+        ({"context": "abc"}, "invalid_context", "context"),
+        ({"context": [[0.1, 0.2]] * 100}, "invalid_context", "context"),
+        ({"context_s": 5}, None, "context_s"),
+    ]
+    with server.client() as client:
+        for extra, code, param in cases:
+            r = client.post(PREDICT, json={"signal": signal, "fs": FS, **extra})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["type"] == "invalid_request_error" and error["param"] == param
+            if code is not None:
+                assert error["code"] == code, error

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="uvicorn worker processes.")
 
     max_body_bytes: int = Field(10 * MiB, ge=1024, description="Larger requests get HTTP 413.")
+    ecg_context_max_s: float = Field(
+        600.0,
+        ge=0,
+        description="Longest 'context' (samples preceding an ECG strip) a predict request may "
+        "send; longer gets HTTP 400 context_too_long.",
+    )
     result_cache_size: int = Field(
         4096, ge=0, description="Entries in the (model version, input sha256) cache; 0 = off."
     )

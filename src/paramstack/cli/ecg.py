@@ -112,8 +112,9 @@ def evaluate(
     inputs: Annotated[
         str,
         typer.Option(
-            help="Per-beat scalar inputs: record (whole record) | strip (as a served 10 s "
-            "strip computes them) | both (side by side)."
+            help="Per-beat scalar inputs, comma-separated, side by side: record (whole "
+            "record) | strip (as a served 10 s strip computes them) | context:N (each strip "
+            "served with the N s before it) | both (= record,strip)."
         ),
     ] = "both",
     overrides: Overrides = None,
@@ -132,19 +133,20 @@ def evaluate(
         settings=settings(),
         inputs=inputs,
     )
-    parts = [report, *([report["served_strip"]] if "served_strip" in report else [])]
+    keys = ("served_strip", "served_context")
+    named = [("headline", report), *((k, report[k]) for k in keys if k in report)]
     if as_json:
         print_json(
             {
                 "beats": report["gross"]["beats"],
                 **{
-                    ("headline" if part is report else "served_strip"): {
+                    key: {
                         "inputs": part["scalar_inputs"],
                         **part["headline"],
                         "beats_de_chazal_2004": part["beats_de_chazal_2004"],
                         "de_chazal_2004_beaten": part["de_chazal_2004_beaten"],
                     }
-                    for part in parts
+                    for key, part in named
                 },
                 "beats_de_chazal_2004": report["beats_de_chazal_2004"],
             }
@@ -153,7 +155,7 @@ def evaluate(
     lines = [
         f"{report['split']}: {report['gross']['beats']} beats (de Chazal 2004: S 76/38, V 77/82)"
     ]
-    for part in parts:
+    for _, part in named:
         fig = part["headline"]
         lines.append(
             f"  {part['inputs_label']}: accuracy {fig['accuracy']} %, S Se {fig['S_se']} / "

@@ -32,17 +32,40 @@ def _cache_path(
     return cache_dir / f"{name}-{kind + '-' if kind else ''}{digest}.npz"
 
 
+def context_seconds(scalar_inputs: str) -> float | None:
+    """Seconds of preceding context of a ``context:N`` input kind (session 7: each beat's 10 s
+    strip served with the N s before it); None for the other kinds."""
+    if not scalar_inputs.startswith("context:"):
+        return None
+    try:
+        seconds = float(scalar_inputs.split(":", 1)[1])
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise InvalidInput(
+            f"{scalar_inputs!r}: context:N needs N seconds from 0 to 3600", param="inputs"
+        )
+    return seconds
+
+
 def _strip_columns(
-    part: BeatSet, db_dir: Path, name: str, model_fs: float, window: BeatWindow, path: Path | None
+    part: BeatSet,
+    db_dir: Path,
+    name: str,
+    model_fs: float,
+    window: BeatWindow,
+    path: Path | None,
+    context_s: float = 0.0,
 ) -> npt.NDArray[np.float32]:
-    """The record's beats' scalar inputs as 10 s strips compute them (``ecg.strip_inputs``);
-    a beat no strip holds (a pause longer than a strip) keeps its whole-record inputs."""
+    """The record's beats' scalar inputs as 10 s strips compute them (``ecg.strip_inputs``),
+    each with ``context_s`` of preceding signal; a beat no strip holds (a pause longer than a
+    strip) keeps its whole-record inputs."""
     from paramstack.ecg.strip_inputs import record_strip_columns
 
     if path is not None and path.is_file():
         with np.load(path) as data:
             return np.asarray(data["rr"], dtype=np.float32)
-    columns = record_strip_columns(read_record(db_dir, name), model_fs, window)
+    columns = record_strip_columns(read_record(db_dir, name), model_fs, window, context_s)
     missing = np.isnan(columns).any(axis=1)
     columns[missing] = part.rr[missing]
     if path is not None:
@@ -65,9 +88,11 @@ def load_beats(
 
     ``scalar_inputs="strip"``: the per-beat scalar inputs (RR, morphology, AF columns) as a
     served 10 s strip around each beat computes them, instead of from the whole record; the
-    beat windows stay the record's."""
-    if scalar_inputs not in SCALAR_INPUTS:
-        raise InvalidInput(f"scalar_inputs {scalar_inputs!r}; valid: record, strip")
+    beat windows stay the record's. ``"context:N"``: the same strips, each analysed with the
+    N seconds of the record that precede it (``context_seconds``)."""
+    context_s = context_seconds(scalar_inputs)
+    if scalar_inputs not in SCALAR_INPUTS and context_s is None:
+        raise InvalidInput(f"scalar_inputs {scalar_inputs!r}; valid: record, strip, context:N")
     parts: list[BeatSet] = []
     for name in records:
         path = _cache_path(cache_dir, db_dir, name, model_fs, window) if cache_dir else None
@@ -95,13 +120,14 @@ def load_beats(
                     symbols=part.symbols,
                 )
                 tmp.replace(path)
-        if scalar_inputs == "strip":
+        if scalar_inputs != "record":
+            kind = "strip" if context_s is None else f"context{context_s:g}"
             strip_path = (
-                _cache_path(cache_dir, db_dir, name, model_fs, window, "strip")
-                if cache_dir
-                else None
+                _cache_path(cache_dir, db_dir, name, model_fs, window, kind) if cache_dir else None
             )
-            columns = _strip_columns(part, db_dir, name, model_fs, window, strip_path)
+            columns = _strip_columns(
+                part, db_dir, name, model_fs, window, strip_path, context_s or 0.0
+            )
             part = dataclasses.replace(part, rr=columns)
         parts.append(part)
     return BeatSet.concat(parts)

@@ -15,7 +15,7 @@ import torch
 
 from paramstack.config import Settings
 from paramstack.ecg.beats import BeatSet, BeatWindow
-from paramstack.ecg.dataset import load_beats
+from paramstack.ecg.dataset import context_seconds, load_beats
 from paramstack.ecg.metrics import (
     PUBLISHED_ANCHORS,
     TARGETS,
@@ -51,11 +51,45 @@ def predict_probabilities(
     return np.concatenate(parts) if parts else np.zeros((0, model.n_classes), np.float32)
 
 
-EVAL_INPUTS = ("record", "strip", "both")
+EVAL_INPUTS = ("record", "strip", "both", "context:N")
 INPUT_LABELS = {
     "record": "whole-record inputs",
     "strip": "served 10 s strip inputs",
 }
+# where each scored kind goes in the report when it is not the first (top-level) one
+_PART_KEYS = {"strip": "served_strip", "context": "served_context"}
+
+
+def input_kinds(inputs: str) -> list[str]:
+    """The scored input kinds of ``--inputs``: a comma list of record, strip, context:N (one),
+    ``both`` meaning record,strip; the first is the report's top level."""
+    kinds: list[str] = []
+    for item in (k.strip() for k in inputs.split(",") if k.strip()):
+        kinds += ["record", "strip"] if item == "both" else [item]
+    contexts = [k for k in kinds if context_seconds(k) is not None]
+    if (
+        not kinds
+        or len(set(kinds)) != len(kinds)
+        or len(contexts) > 1
+        or any(k not in INPUT_LABELS and k not in contexts for k in kinds)
+    ):
+        raise InvalidInput(
+            f"unknown inputs {inputs!r}; valid: a comma list of record, strip, context:N "
+            "(one; N seconds of preceding context), or both (= record,strip)",
+            param="inputs",
+        )
+    return kinds
+
+
+def input_label(kind: str) -> str:
+    context = context_seconds(kind)
+    if context is None:
+        return INPUT_LABELS[kind]
+    return f"served 10 s strip + {context:g} s context inputs"
+
+
+def _part_key(kind: str) -> str:
+    return _PART_KEYS["context" if context_seconds(kind) is not None else kind]
 
 
 def _score(
@@ -98,15 +132,15 @@ def evaluate_model(
     inputs from a 10 s strip of its record; the beat windows stay the record's), ``both``
     scores the same beats both ways: the record figures at the top level, the strip ones under
     ``served_strip`` (session 7: the DS2 looks before it described the record inputs only).
+    ``context:N`` (session 7, may be listed with the others, comma-separated) computes them on
+    the same 10 s strips, each served with the N s of its record before it, under
+    ``served_context`` when not first.
     ``split="intra"`` scores the held-out beats of a model trained with ``intra_patient``;
     its report is labelled as inflated.
     """
     from paramstack.ecg.train import intra_patient_part, load_trained
 
-    if inputs not in EVAL_INPUTS:
-        raise InvalidInput(
-            f"unknown inputs {inputs!r}; valid: {', '.join(EVAL_INPUTS)}", param="inputs"
-        )
+    kinds = input_kinds(inputs)
     model, config, meta = load_trained(out_dir)
     if (split == "intra") != config.intra_patient:
         raise InvalidInput(
@@ -122,7 +156,6 @@ def evaluate_model(
     window = BeatWindow(config.before, config.after)
     home = (settings or Settings()).home
     started = time.perf_counter()
-    kinds = ["record", "strip"] if inputs == "both" else [inputs]
     classes = LABEL_SCHEMES[config.labels]
     parts: dict[str, dict[str, Any]] = {}
     for kind in kinds:
@@ -133,10 +166,10 @@ def evaluate_model(
         if split == "intra":
             data = intra_patient_part(data, config, "test")
         parts[kind] = _score(model, data, classes, config.labels)
-        parts[kind].update({"scalar_inputs": kind, "inputs_label": INPUT_LABELS[kind]})
+        parts[kind].update({"scalar_inputs": kind, "inputs_label": input_label(kind)})
     report = parts[kinds[0]]
-    if inputs == "both":
-        report["served_strip"] = parts["strip"]
+    for kind in kinds[1:]:
+        report[_part_key(kind)] = parts[kind]
     report.update(
         {
             "database": str(db_dir),
@@ -180,12 +213,20 @@ _STRIP_NOTE = (
 )
 
 
+_CONTEXT_NOTE = (
+    "Served strip + context inputs (session 7): the same 10 s strips, each analysed with the "
+    "preceding N s of its record as `context` (fewer at the record's start), as "
+    "`analyze_strip(..., context=...)` and the predict endpoint's `context` field do."
+)
+
+
 _PER_RECORD = ("N Se", "S Se", "S +P", "V Se", "V +P")
 
 
 def _sections(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The scored input kinds: the top level, then the served-strip part when both ran."""
-    return [report, *([report["served_strip"]] if "served_strip" in report else [])]
+    """The scored input kinds: the top level, then the served-strip and served-with-context
+    parts when they ran."""
+    return [report, *(report[key] for key in _PART_KEYS.values() if key in report)]
 
 
 def _confusion(part: dict[str, Any]) -> list[str]:
@@ -234,8 +275,10 @@ def markdown_report(report: dict[str, Any]) -> str:
             f"Se/+P figure (beaten: {', '.join(beaten) or 'none'})."
         )
         lines.append("")
-    if any(part["scalar_inputs"] == "strip" for part in sections):
+    if any(part["scalar_inputs"] != "record" for part in sections):
         lines += [_STRIP_NOTE, ""]
+    if any(part["scalar_inputs"].startswith("context:") for part in sections):
+        lines += [_CONTEXT_NOTE, ""]
     for part in sections:
         lines += [
             f"Per class, {part['inputs_label']}:",
@@ -314,8 +357,9 @@ def _plots(report: dict[str, Any], folder: Path) -> None:
     import matplotlib.pyplot as plt
 
     _confusion_png(report, report["split"], folder / "confusion.png")
-    if "served_strip" in report:
-        _confusion_png(report["served_strip"], report["split"], folder / "confusion-strip.png")
+    for key, suffix in (("served_strip", "strip"), ("served_context", "context")):
+        if key in report:
+            _confusion_png(report[key], report["split"], folder / f"confusion-{suffix}.png")
     keys = ["S_se", "S_ppv", "V_se", "V_ppv"]
     sources = [
         *((f"this model, {part['inputs_label']}", part["headline"]) for part in _sections(report)),

@@ -34,6 +34,7 @@ MIN_FS, MAX_FS = 50.0, 10_000.0  # Hz; outside this a "rate" is a unit mistake
 MIN_SECONDS, MAX_SECONDS = 4.0, 600.0
 MIN_PEAK_TO_PEAK_MV = 0.05  # a lead-off / flat line; a real QRS is > 0.3 mV
 MIN_HR_BPM, MAX_HR_BPM = 20.0, 300.0
+MAX_CONTEXT_SECONDS = 600.0  # default bound on ``context`` (Settings.ecg_context_max_s)
 
 
 def pack_inputs(
@@ -69,7 +70,7 @@ def strip_options(meta: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _validated(signal: Sequence[float] | npt.NDArray[Any], fs: float) -> npt.NDArray[np.float64]:
+def _check_rate(fs: float) -> None:
     if isinstance(fs, bool) or not isinstance(fs, int | float) or not math.isfinite(fs):
         raise InvalidInput(
             "sampling rate must be a finite number (Hz)", code="invalid_rate", param="fs"
@@ -80,42 +81,60 @@ def _validated(signal: Sequence[float] | npt.NDArray[Any], fs: float) -> npt.NDA
             code="invalid_rate",
             param="fs",
         )
+
+
+def _samples(
+    values: Sequence[float] | npt.NDArray[Any],
+    fs: float,
+    param: str,
+    min_s: float,
+    max_s: float,
+) -> npt.NDArray[np.float64]:
+    """One lead of finite, non-flat samples lasting ``min_s`` to ``max_s`` seconds; the
+    errors name ``param`` (``signal`` or ``context``)."""
     try:
-        x = np.asarray(signal, dtype=np.float64)
+        x = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(
-            "signal must be a list of numbers", code="invalid_signal", param="signal"
+            f"{param} must be a list of numbers", code=f"invalid_{param}", param=param
         ) from exc
     if x.ndim != 1:
         raise InvalidInput(
-            f"signal must be one lead (1-D), got shape {list(x.shape)}",
-            code="invalid_signal",
-            param="signal",
+            f"{param} must be one lead (1-D), got shape {list(x.shape)}",
+            code=f"invalid_{param}",
+            param=param,
         )
     seconds = len(x) / fs
-    if seconds < MIN_SECONDS:
+    if seconds < min_s:
         raise InvalidInput(
-            f"strip is {seconds:.2f} s long; at least {MIN_SECONDS:g} s needed",
-            code="signal_too_short",
-            param="signal",
+            f"{param} is {seconds:.2f} s long; at least {min_s:g} s needed",
+            code=f"{param}_too_short",
+            param=param,
         )
-    if seconds > MAX_SECONDS:
+    if seconds > max_s:
         raise InvalidInput(
-            f"strip is {seconds:.0f} s long; at most {MAX_SECONDS:g} s accepted",
-            code="signal_too_long",
-            param="signal",
+            f"{param} is {seconds:.0f} s long; at most {max_s:g} s accepted",
+            code=f"{param}_too_long",
+            param=param,
         )
     if not np.all(np.isfinite(x)):
         raise InvalidInput(
-            "signal contains NaN or infinite samples", code="non_finite_signal", param="signal"
+            f"{param} contains NaN or infinite samples",
+            code=f"non_finite_{param}",
+            param=param,
         )
     if np.ptp(x) < MIN_PEAK_TO_PEAK_MV:
         raise InvalidInput(
-            f"flat signal (peak-to-peak {np.ptp(x):.3g} mV): lead off or no ECG",
-            code="flat_signal",
-            param="signal",
+            f"flat {param} (peak-to-peak {np.ptp(x):.3g} mV): lead off or no ECG",
+            code=f"flat_{param}",
+            param=param,
         )
     return x
+
+
+def _validated(signal: Sequence[float] | npt.NDArray[Any], fs: float) -> npt.NDArray[np.float64]:
+    _check_rate(fs)
+    return _samples(signal, fs, "signal", MIN_SECONDS, MAX_SECONDS)
 
 
 def _probabilities(
@@ -135,18 +154,25 @@ def _probabilities(
 
 
 def rhythm_summary(
-    x: npt.NDArray[np.float64], fs: float, peaks_s: npt.NDArray[np.float64], af: AfDetector | None
+    x: npt.NDArray[np.float64],
+    fs: float,
+    peaks_s: npt.NDArray[np.float64],
+    af: AfDetector | None,
+    own: npt.NDArray[np.bool_] | None = None,
 ) -> dict[str, Any]:
     """VF episodes (any strip of 4 s or more) and, with a detector and 8 beats or more, the mean
-    per-beat AF probability: a screening hint from a dozen beats, not a diagnosis."""
+    per-beat AF probability: a screening hint from a dozen beats, not a diagnosis. ``own``
+    marks the peaks of ``x`` among ``peaks_s`` when earlier context beats precede them: the AF
+    windows read the context, the mean covers ``x``'s beats only."""
     vf = vf_episodes(x, fs) if len(x) >= 4 * fs else []
     summary: dict[str, Any] = {
         "vf_episodes_s": [[round(e.start_s, 2), round(e.end_s, 2)] for e in vf],
         "af_probability": None,
         "af_suspected": None,
     }
-    if af is not None and len(peaks_s) >= 8:
-        probability = float(af.probabilities(peaks_s).mean())
+    mine = np.ones(len(peaks_s), dtype=bool) if own is None else own
+    if af is not None and int(mine.sum()) >= 8:
+        probability = float(af.probabilities(peaks_s)[mine].mean())
         summary.update(
             af_probability=round(probability, 4), af_suspected=probability >= af.threshold
         )
@@ -166,6 +192,8 @@ def analyze_strip(
     af_detector: AfDetector | None = None,
     intervals: bool = False,
     n_features: int | None = None,
+    context: Sequence[float] | npt.NDArray[Any] | None = None,
+    context_max_s: float = MAX_CONTEXT_SECONDS,
 ) -> dict[str, Any]:
     """Per-beat class, probabilities and time (s from the strip start), rhythm summary, timings.
 
@@ -175,13 +203,26 @@ def analyze_strip(
     ``intervals`` adds QT/QTc and ST deviation per beat (wavelet delineation, ~100 ms).
     ``n_features`` is how many of ``beats.BEAT_FEATURES`` the model reads (default: the RR
     features only; ``strip_options`` takes it from the model's meta).
+    ``context`` (session 7) is the samples that immediately precede ``signal`` at the same
+    rate, up to ``context_max_s``: context + signal are analysed as one recording (RR, running
+    template, morphology and AF inputs see the context, as a monitor's stream would), and only
+    ``signal``'s beats are returned, timed from its start; ``summary.context_s`` says how much
+    was used. Without it the result is what a lone strip gives.
     """
     t0 = time.perf_counter()
     x = _validated(signal, fs)
-    resampled = resample(x, float(fs), model_fs)
+    before = (
+        np.zeros(0)
+        if context is None or len(context) == 0
+        else _samples(context, fs, "context", 0.0, context_max_s)
+    )
+    resampled = resample(np.concatenate([before, x]) if len(before) else x, float(fs), model_fs)
     conditioned = condition(resampled, model_fs)
     t1 = time.perf_counter()
-    peaks = detect_r_peaks(resampled, model_fs, method=detector)
+    offset_s = len(before) / fs
+    found = detect_r_peaks(resampled, model_fs, method=detector)
+    own = found >= round(offset_s * model_fs)  # the signal's peaks; the rest is context
+    peaks = found[own]
     seconds = len(x) / fs
     if len(peaks) < 2:
         raise InvalidInput(
@@ -198,9 +239,10 @@ def analyze_strip(
             code="implausible_rate",
             param="fs",
         )
-    beats, features, keep = strip_inputs(
-        conditioned, peaks, BeatWindow(*window), model_fs, n_features
+    beats, features, keep_all = strip_inputs(
+        conditioned, found, BeatWindow(*window), model_fs, n_features, len(found) - len(peaks)
     )
+    keep = keep_all[own]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (
@@ -210,7 +252,7 @@ def analyze_strip(
     )
     t3 = time.perf_counter()
     classes = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
-    times = peaks[keep] / model_fs
+    times = peaks[keep] / model_fs - offset_s
     per_beat = [
         {
             "time_s": round(float(t), 4),
@@ -220,7 +262,8 @@ def analyze_strip(
         for t, c, row in zip(times, classes, probs, strict=True)
     ]
     t4 = time.perf_counter()
-    measured = beat_intervals(resampled, model_fs, peaks) if intervals else None
+    first = max(0, round((offset_s - 2.0) * model_fs))  # delineate the signal, not the context
+    measured = beat_intervals(resampled[first:], model_fs, peaks - first) if intervals else None
     if measured is not None:
         for beat, values in zip(
             per_beat, (m for m, k in zip(measured, keep, strict=True) if k), strict=True
@@ -234,8 +277,9 @@ def analyze_strip(
         "counts": counts,
         "heart_rate_bpm": round(heart_rate, 1),
         "hrv": hrv_time_domain(rr_s) if len(rr_s) >= 2 else None,
-        "rhythm": rhythm_summary(x, fs, peaks / model_fs, af_detector),
+        "rhythm": rhythm_summary(x, fs, found / model_fs - offset_s, af_detector, own),
         "intervals": None if measured is None else interval_summary(measured),
+        "context_s": round(offset_s, 3),
     }
     return {
         "beats": per_beat,

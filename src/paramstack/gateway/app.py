@@ -47,6 +47,7 @@ from paramstack.gateway.routes import (
 from paramstack.gateway.routing import RouteTable
 from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tasks import get_task
+from paramstack.gateway.tasks.ecg import set_context_limit
 from paramstack.gateway.telemetry import Telemetry
 from paramstack.gateway.traffic import TrafficMetrics, TrafficTable
 from paramstack.gateway.traffic_ops import refresh_traffic, watch_slos
@@ -146,6 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         observer=telemetry.ops,
     )
     sessions = SessionCache(settings.ort_intra_op_threads)
+    set_context_limit(settings.ecg_context_max_s)
     pepper = resolve_pepper(settings)
     models = ModelTable.from_file(settings.resolved_llm_models_file)
     # Only the LLM routes are limited: a predict-only server with several workers needs no

@@ -23,9 +23,21 @@ from paramstack.gateway.payload import Payload
 from paramstack.gateway.tasks import TaskInput, Timings, predict_task
 
 _RECORD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CONTEXT_MAX_S = [600.0]  # Settings.ecg_context_max_s, set by the gateway at startup
 
 
-def strip_input(signal: object, fs: object, lead: int = 0, intervals: bool = False) -> TaskInput:
+def set_context_limit(seconds: float) -> None:
+    """The longest ``context`` a request may send (the gateway passes its settings here)."""
+    _CONTEXT_MAX_S[0] = float(seconds)
+
+
+def strip_input(
+    signal: object,
+    fs: object,
+    lead: int = 0,
+    intervals: bool = False,
+    context: object = None,
+) -> TaskInput:
     try:
         samples = np.ascontiguousarray(np.asarray(signal, dtype=np.float64))
         rate = float(fs)  # type: ignore[arg-type]
@@ -33,11 +45,30 @@ def strip_input(signal: object, fs: object, lead: int = 0, intervals: bool = Fal
         raise InvalidInput(
             "send 'signal' (list of mV samples) and 'fs' (Hz)", param="signal"
         ) from exc
-    key = f"{rate!r}:{samples.shape}:{intervals}".encode()
-    digest = hashlib.sha256(key + samples.tobytes()).hexdigest()
+    try:
+        before = np.ascontiguousarray(np.asarray([] if context is None else context, np.float64))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            "context must be a list of mV samples", code="invalid_context", param="context"
+        ) from exc
+    key = f"{rate!r}:{samples.shape}:{intervals}:{before.shape}".encode()
+    digest = hashlib.sha256(key + samples.tobytes() + before.tobytes()).hexdigest()
     return TaskInput(
-        digest, samples, samples.nbytes, {"fs": rate, "lead": lead, "intervals": intervals}
+        digest,
+        samples,
+        samples.nbytes + before.nbytes,
+        {"fs": rate, "lead": lead, "intervals": intervals, "context": before},
     )
+
+
+def _context_seconds(value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("context_s must be a number of seconds", param="context_s") from exc
+    if not seconds >= 0:
+        raise InvalidInput("context_s must be 0 or more seconds", param="context_s")
+    return seconds
 
 
 def read_wfdb(header: bytes, data: bytes, lead: int) -> tuple[npt.NDArray[np.float64], float]:
@@ -119,10 +150,25 @@ class EcgBeats:
                 raise InvalidInput("a WFDB upload needs 'header' (.hea) and 'data' (.dat) parts",
                                    param="header")  # fmt: skip
             signal, fs = read_wfdb(header.data, data.data, lead)
-            return strip_input(signal, fs, lead, intervals)
+            # a WFDB upload carries its context in the record: its first context_s seconds
+            split = round(_context_seconds(payload.fields.get("context_s", 0)) * fs)
+            if split >= len(signal):
+                raise InvalidInput("context_s is not shorter than the record", param="context_s")
+            return strip_input(signal[split:], fs, lead, intervals, signal[:split])
         if "signal" not in payload.fields or "fs" not in payload.fields:
             raise InvalidInput("send 'signal' (list of mV samples) and 'fs' (Hz)", param="signal")
-        return strip_input(payload.fields["signal"], payload.fields["fs"], lead, intervals)
+        if "context_s" in payload.fields:
+            raise InvalidInput(
+                "context_s is for WFDB uploads; with JSON send the samples as 'context'",
+                param="context_s",
+            )
+        return strip_input(
+            payload.fields["signal"],
+            payload.fields["fs"],
+            lead,
+            intervals,
+            payload.fields.get("context"),
+        )
 
     def compute(
         self, loaded: LoadedModel, data: TaskInput, serving: Mapping[str, Any], timings: Timings
@@ -135,6 +181,8 @@ class EcgBeats:
             data.value,
             data.options["fs"],
             intervals=data.options["intervals"],
+            context=data.options["context"],
+            context_max_s=_CONTEXT_MAX_S[0],
             **options,
         )
         took = analysis["timings_ms"]
