@@ -11,12 +11,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from paramstack.ecg.beats import BEAT_FEATURES, BeatWindow, condition, resample
+from paramstack.ecg.beats import BEAT_FEATURES, BeatWindow, condition
 from paramstack.ecg.dataset import context_seconds, load_beats
-from paramstack.ecg.records import BEAT_SYMBOLS, read_record
+from paramstack.ecg.records import read_record
 from paramstack.ecg.strip import analyze_strip
 from paramstack.ecg.strip_inputs import strip_inputs, strip_like_columns
 from paramstack.errors import InvalidInput
+from tests.test_ecg_strip_inputs import record_at_model_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 MITDB = ROOT.parent / "shared" / "data" / "mitdb"
@@ -89,16 +90,8 @@ def test_context_is_validated_like_the_signal() -> None:
     assert empty["summary"]["context_s"] == 0.0
 
 
-def _record_at_model_rate(name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    record = read_record(MITDB, name)
-    is_beat = np.array([s in BEAT_SYMBOLS for s in record.beat_symbols])
-    x = resample(record.signal[: int(120 * record.fs)], record.fs, FS)
-    peaks = np.round(record.beat_samples[is_beat] * (FS / record.fs)).astype(np.int64)
-    return x, peaks[peaks < len(x)]
-
-
 def test_context_columns_are_each_strip_served_with_its_context() -> None:
-    x, peaks = _record_at_model_rate("208")
+    x, peaks = record_at_model_rate("208", seconds=120.0)
     length, context = 1800, 30.0
     plain = strip_like_columns(x, peaks, WINDOW, FS)
     served = strip_like_columns(x, peaks, WINDOW, FS, context_s=context)

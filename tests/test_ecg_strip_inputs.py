@@ -30,16 +30,19 @@ FS, WINDOW = 180.0, BeatWindow(64, 80)
 LENGTH = 1800  # a 10 s strip at FS
 
 
-def _record_at_model_rate(name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+def record_at_model_rate(
+    name: str, seconds: float = 60.0
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The record's first ``seconds`` at the tiny model's rate, with its reference beats."""
     record = read_record(MITDB, name)
     is_beat = np.array([s in BEAT_SYMBOLS for s in record.beat_symbols])
-    x = resample(record.signal[: int(60 * record.fs)], record.fs, FS)
+    x = resample(record.signal[: int(seconds * record.fs)], record.fs, FS)
     peaks = np.round(record.beat_samples[is_beat] * (FS / record.fs)).astype(np.int64)
     return x, peaks[peaks < len(x)]
 
 
 def test_served_strip_reads_the_shared_strip_inputs() -> None:
-    x, _ = _record_at_model_rate("208")
+    x, _ = record_at_model_rate("208")
     strip = x[LENGTH : 2 * LENGTH]
     seen: dict[str, Any] = {}
 
@@ -56,7 +59,7 @@ def test_served_strip_reads_the_shared_strip_inputs() -> None:
 
 
 def test_training_columns_are_each_beats_strip_inputs() -> None:
-    x, peaks = _record_at_model_rate("208")  # 60 s, bigeminy-rich
+    x, peaks = record_at_model_rate("208")  # 60 s, bigeminy-rich
     columns = strip_like_columns(x, peaks, WINDOW, FS)
     fits = (peaks >= WINDOW.before) & (peaks + WINDOW.after <= len(x))
     assert np.isfinite(columns[fits]).all()  # every beat a record window holds has inputs
