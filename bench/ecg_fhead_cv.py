@@ -23,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 
 import paramstack.ecg.calibrate as calibrate
-import paramstack.ecg.train as train_module
 from paramstack.ecg.calibrate import choose_bias, class_figures, f_beta, s_f2_objective
 from paramstack.ecg.config import load_config
 from paramstack.ecg.records import AAMI_CLASSES
@@ -40,18 +39,6 @@ def _capture(original: Any) -> Any:
         combined, record = original(config, ensemble, data, folds, logits)
         captured.update(cnn=logits.copy(), combined=combined.copy(), labels=data.labels.copy())
         return combined, record
-
-    return wrapped
-
-
-def _same_members(original: Any) -> Any:
-    """Where the run writes and logs does not change a member: resume the copied ones."""
-
-    def wrapped(config: Any) -> dict[str, Any] | None:
-        settings = original(config)
-        if settings is None:
-            return None
-        return {k: v for k, v in settings.items() if k not in ("out_dir", "mlflow", "mlflow_uri")}
 
     return wrapped
 
@@ -85,7 +72,6 @@ def main() -> None:
     work = args.model_dir.with_name(args.model_dir.name + "-fhead")
     if not work.exists():
         shutil.copytree(args.model_dir, work)
-    train_module._member_settings = _same_members(train_module._member_settings)  # type: ignore[attr-defined]
     calibrate._add_feature_model = _capture(calibrate._add_feature_model)  # type: ignore[attr-defined]
     config = load_config(args.config, [f"out_dir={work}", "mlflow=false"])
     train_ecg(config)

@@ -22,16 +22,15 @@ import numpy as np
 import numpy.typing as npt
 
 import paramstack.ecg.calibrate as calibrate
-import paramstack.ecg.train as train_module
 from paramstack.ecg.beats import BeatWindow
-from paramstack.ecg.calibrate import choose_bias, class_figures, s_f2_objective
+from paramstack.ecg.calibrate import choose_bias, class_figures, dechazal_margins, s_f2_objective
 from paramstack.ecg.config import load_config
 from paramstack.ecg.models import BeatEnsemble
 from paramstack.ecg.records import AAMI_CLASSES
 from paramstack.ecg.train import load_trained, train_ecg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ecg_fhead_cv import _capture, _same_members, captured
+from ecg_fhead_cv import _capture, captured
 from ecg_strip_head import parts, record_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +45,10 @@ def out_of_fold(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) 
     f_se = 100 * tp / max(float((labels == F).sum()), 1.0)
     f_ppv = 100 * tp / max(float((predicted == F).sum()), 1.0)
     n_to_f = int(((labels == N) & (predicted == F)).sum())
-    return (f"{s_f2_objective(logits, labels):.2f} | {f['S_se']:.1f} / {f['S_ppv']:.1f} | "
+    margins = dechazal_margins(labels, predicted)
+    return (f"{s_f2_objective(logits, labels):.2f} | {min(margins.values()):+.2f} ("
+            f"{', '.join(f'{v:+.1f}' for v in margins.values())}) | "
+            f"{f['S_se']:.1f} / {f['S_ppv']:.1f} | "
             f"{f['V_se']:.1f} / {f['V_ppv']:.1f} | {f_se:.1f} / {f_ppv:.1f} | {n_to_f} | "
             f"{100 * float((predicted == labels).mean()):.2f}")  # fmt: skip
 
@@ -80,7 +82,6 @@ def main() -> None:
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(args.model_dir, work)
-    train_module._member_settings = _same_members(train_module._member_settings)  # type: ignore[attr-defined]
     calibrate._add_feature_model = _capture(calibrate._add_feature_model)  # type: ignore[attr-defined]
     config = load_config(args.config, [*args.set, f"out_dir={work}", "mlflow=false"])
     started = time.process_time()
@@ -91,9 +92,10 @@ def main() -> None:
     records = args.records.split(",")
     strips = strip_accuracy(work, records, args.db)
     print(f"CPU {time.process_time() - started:.0f} s; model in {work}")
-    head = "| candidate | S-F2 objective | S Se / +P | V Se / +P | F Se / +P | DS1 N called F | "
+    head = "| candidate | S-F2 objective | de Chazal min margin (S Se, S +P, V Se, V +P; +P at "
+    head += "DS2 mix) | S Se / +P | V Se / +P | F Se / +P | DS1 N called F | "
     print(head + "OOF accuracy % | " + " | ".join(records) + " | strip mean % | bias S / V / F |")
-    print("|" + " --- |" * (9 + len(records)))
+    print("|" + " --- |" * (10 + len(records)))
     if args.save:  # the out-of-fold arrays, for diagnoses across candidates
         np.savez(args.save, bias=bias, **captured)
     if args.cnn_alone:  # diagnosis: the CNN members alone on the same inputs, own S-F2 bias

@@ -217,3 +217,47 @@ def test_s_f2_objective_moves_the_s_threshold_towards_sensitivity() -> None:
     assert f2_value == pytest.approx(s_f2_objective(logits + f2_bias, labels))
     with pytest.raises(InvalidInput, match="bias_objective"):
         load_config(TINY, ["bias_objective=f3"])
+
+
+def test_reweighted_figures_carry_rates_over_to_ds2s_class_mix() -> None:
+    """Se is the population's own; +P is recomputed with every true class rescaled to the
+    target totals, so a detector's +P rises where its class is more common."""
+    from paramstack.ecg.calibrate import reweighted_figures
+
+    # 10 N (2 called S, 1 called V), 5 S (4 found), 4 V (3 found, 1 called S)
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 4, np.int64)
+    predicted = np.array([0] * 7 + [1] * 2 + [2] + [1] * 4 + [0] + [2] * 3 + [1], np.int64)
+    totals = {"N": 100, "S": 50, "V": 8, "F": 0, "Q": 0}
+    figures = reweighted_figures(labels, predicted, totals)
+    # S column: N 2/10 of 100 = 20, S 4/5 of 50 = 40, V 1/4 of 8 = 2 → +P 40 / 62
+    assert figures["S_se"] == pytest.approx(80.0)
+    assert figures["S_ppv"] == pytest.approx(100 * 40 / 62)
+    # V column: N 1/10 of 100 = 10, V 3/4 of 8 = 6 → +P 6 / 16
+    assert figures["V_se"] == pytest.approx(75.0)
+    assert figures["V_ppv"] == pytest.approx(100 * 6 / 16)
+    same = {"N": 10, "S": 5, "V": 4, "F": 0, "Q": 0}  # the data's own mix: plain +P
+    plain = class_figures(labels, predicted)
+    assert reweighted_figures(labels, predicted, same)["S_ppv"] == pytest.approx(plain["S_ppv"])
+
+
+def test_dechazal_bias_lifts_the_worst_margin_to_the_grids_best() -> None:
+    """The exhaustive search returns the grid point with the highest smallest margin: no
+    single-class move from it raises that margin, and it beats the unbiased logits."""
+    from paramstack.ecg.calibrate import BIAS_GRID, choose_bias_dechazal, dechazal_margins
+
+    rng = np.random.default_rng(1)
+    labels = rng.choice(5, size=6000, p=[0.88, 0.03, 0.07, 0.015, 0.005]).astype(np.int64)
+    logits = rng.normal(size=(6000, 5)).astype(np.float32)
+    logits[np.arange(6000), labels] += 2.5
+    logits[:, 2] += 1.0  # V over-called: V +P is the worst margin before the bias
+    bias, value = choose_bias_dechazal(logits, labels)
+    margins = dechazal_margins(labels, (logits + bias).argmax(1))
+    assert value == pytest.approx(min(margins.values()))
+    before = dechazal_margins(labels, logits.argmax(1))
+    assert min(before, key=lambda k: before[k]) == "V_ppv" and value > min(before.values())
+    for c in (1, 2, 3):
+        for step in (-0.25, 0.25):
+            trial = bias.copy()
+            trial[c] = np.clip(trial[c] + step, BIAS_GRID[0], BIAS_GRID[-1])
+            assert min(dechazal_margins(labels, (logits + trial).argmax(1)).values()) <= value
+    assert load_config(TINY, ["bias_objective=dechazal"]).bias_objective == "dechazal"

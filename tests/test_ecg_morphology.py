@@ -155,3 +155,6 @@ def test_feature_model_inputs_are_prefixes_and_checked() -> None:
     b = load_config(tiny, ["arch=ensemble", "feature_model_weight=2.0"])
     c = load_config(tiny, ["arch=ensemble", "feature_model_weight=2.0", "lr=0.01"])
     assert _member_settings(a) == _member_settings(b) != _member_settings(c)
+    # so is where the run writes and logs: a copied training directory resumes its members
+    moved = load_config(tiny, ["arch=ensemble", "out_dir=elsewhere", "mlflow=false"])
+    assert _member_settings(moved) == _member_settings(a)

@@ -12,7 +12,7 @@ from typing import Any
 from paramstack.errors import InvalidInput
 
 CLASS_WEIGHTINGS = ("none", "inverse", "inverse_sqrt")
-BIAS_OBJECTIVES = ("f1", "s_f2")
+BIAS_OBJECTIVES = ("f1", "s_f2", "dechazal")
 FEATURE_MODEL_INPUTS = ("rr", "rr+p", "rr+morphology")  # RR, + P-wave features, + all
 SCALAR_INPUTS = ("record", "strip")  # whole-record inputs, or each beat's 10 s strip's
 
@@ -65,7 +65,9 @@ class EcgTrainConfig:
     # on served strips its F column called N beats F (docs/ecg.md, session 6, ECG round 3).
     feature_model_f_neutral: bool = False
     # What the S/V/F bias maximises on the out-of-fold logits: f1 = mean of S F1 and V F1;
-    # s_f2 = mean of S F2 and V F1 (a missed SVEB weighs more than a false S alarm).
+    # s_f2 = mean of S F2 and V F1 (a missed SVEB weighs more than a false S alarm);
+    # dechazal = the smallest margin over de Chazal 2004's four S/V figures, +P at DS2's
+    # published class mix (ecg.calibrate.choose_bias_dechazal).
     bias_objective: str = "f1"
     # The highest F logit bias the search may pick (None: up to the grid's +4). F is in no
     # objective, so an S-F2 bias raised it as a dump for would-be S/V false alarms (session 7,

@@ -175,10 +175,16 @@ def _member_settings(config: EcgTrainConfig | dict[str, Any] | None) -> dict[str
     if config is None:
         return None
     settings = dataclasses.asdict(config) if isinstance(config, EcgTrainConfig) else config
-    # chosen on (or read at) the members' out-of-fold logits, never by the members' training
+    # chosen on (or read at) the members' out-of-fold logits, never by the members' training;
+    # where the run writes and logs does not change a member either (a copied run resumes)
     after_members = ("bias_objective", "bias_f_max", "scalar_inputs")
+    where = ("out_dir", "mlflow", "mlflow_uri")
     # a new member setting at its default is left out, so older checkpoints still resume
-    skip = {*after_members, *(["strip_members"] if not settings.get("strip_members") else [])}
+    skip = {
+        *after_members,
+        *where,
+        *(["strip_members"] if not settings.get("strip_members") else []),
+    }
     return {k: v for k, v in settings.items() if k not in skip and "feature_model_" not in k}
 
 
