@@ -4,8 +4,9 @@ decision bias.
 Inter-patient ECG figures hinge on where the S and V decision thresholds sit, and those
 must never be chosen on the test patients (DS2). Each member of the ensemble is trained on
 the training records minus one fold of whole records; every held-out beat is scored by the
-member that never saw its patient, and the per-class logit bias that maximises the mean of
-the S and V F1 on those out-of-fold logits becomes part of the model (``logit_bias``).
+member that never saw its patient, and the per-class logit bias that maximises the chosen
+objective on those out-of-fold logits (``bias_objective``; the default config's: the smallest
+margin over de Chazal 2004's S/V figures) becomes part of the model (``logit_bias``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from paramstack.ecg.beats import BeatSet
 from paramstack.ecg.config import EcgTrainConfig
+from paramstack.ecg.metrics import DS2_CLASS_TOTALS, PUBLISHED_ANCHORS, confusion_matrix
 from paramstack.ecg.models import BeatClassifier, BeatEnsemble
 from paramstack.ecg.records import AAMI_CLASSES
 from paramstack.ecg.tracking import TrackingRun
@@ -123,18 +125,7 @@ def choose_bias(
     return bias, best
 
 
-# The issue's baseline (de Chazal et al. 2004, DS2) and DS2's class totals as that paper
-# publishes them: the population the baseline's +P figures are set on.
-DE_CHAZAL_2004 = {"S_se": 76.0, "S_ppv": 38.0, "V_se": 77.0, "V_ppv": 82.0}
-DS2_CLASS_TOTALS = {"N": 44_259, "S": 1_837, "V": 3_221, "F": 388, "Q": 7}
-
-
-def confusion_matrix(
-    labels: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]
-) -> npt.NDArray[np.float64]:
-    k = len(AAMI_CLASSES)
-    counts = np.bincount(labels * k + predicted, minlength=k * k)
-    return counts.reshape(k, k).astype(np.float64)
+DE_CHAZAL_2004 = {k: float(PUBLISHED_ANCHORS[0][k]) for k in ("S_se", "S_ppv", "V_se", "V_ppv")}
 
 
 def reweighted_figures(
@@ -147,7 +138,7 @@ def reweighted_figures(
     A label-shift correction: a detector's per-class detection and false-alarm rates carry
     over between populations, its +P follows their class mix (DS1 holds half DS2's S beats,
     so the same detector reads a much lower S +P on DS1)."""
-    confusion = confusion_matrix(labels, predicted)
+    confusion = confusion_matrix(labels, predicted, len(AAMI_CLASSES)).astype(np.float64)
     present = confusion.sum(axis=1)
     target = np.array([totals[c] for c in AAMI_CLASSES], dtype=np.float64)
     scaled = (
