@@ -120,6 +120,8 @@ def test_served_mode_counts_every_beat_once(
     assert gross["classes"]["V"]["support"] == cm[2].sum() > 5  # 119's bigeminy
     assert served["headline"]["V_se"] == pytest.approx(100 * cm[2, 2] / cm[2].sum(), abs=0.01)
     assert served["bxb"]["context_s"] == 20.0 and served["scalar_inputs"] == "served:20"
+    edge = served["bxb"]["strips"]
+    assert edge["missed_near_strip_start"] + edge["missed_near_strip_end"] <= cm[:-1, -1].sum()
     markdown = (tmp_path / "both" / "report.md").read_text()
     assert "| **this model, served path, own detector + 20 s context** |" in markdown
     assert "| *extra detection* |" in markdown and "not detected |" in markdown

@@ -112,7 +112,9 @@ def bxb_markdown(part: dict[str, Any]) -> list[str]:
         f"Detector, {part['inputs_label']}: {det['reference_beats']} reference beats, "
         f"{det['detections']} detections, {det['missed']} missed, {det['extra']} extra; beat "
         f"Se {100 * (det['se'] or 0):.2f} %, +P {100 * (det['ppv'] or 0):.2f} % "
-        f"(EC57 bxb, match within {1000 * part['bxb']['tolerance_s']:.0f} ms).",
+        f"(EC57 bxb, match within {1000 * part['bxb']['tolerance_s']:.0f} ms). Strips: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in part["bxb"]["strips"].items())
+        + ".",
         "",
         f"Confusion matrix, {part['inputs_label']} (rows reference, columns the class the "
         "served path gave):",

@@ -101,7 +101,9 @@ def score_served(
 ) -> dict[str, Any]:
     """The EC57 bxb report part of ``kind`` (``served`` or ``served:N``) over ``names``, in
     AAMI classes (a fine-grained model's symbols are mapped), in the shape of the other
-    input kinds' parts plus ``bxb`` (the full confusion matrix and the strip counts)."""
+    input kinds' parts plus ``bxb`` (the full confusion matrix and the strip counts, with the
+    misses whose beat window crosses a strip's start or end: a lone strip cannot classify
+    them)."""
     context_s = served_context_seconds(kind)
     assert context_s is not None
     run_model, classes = torch_runner(model), AAMI_CLASSES
@@ -110,6 +112,7 @@ def score_served(
     per_record: dict[str, Any] = {}
     strips: Counter[str] = Counter()
     failed: Counter[str] = Counter()
+    before_s, after_s = (n / options["model_fs"] for n in options["window"])
     for name in names:
         record = read_record(db_dir, name)
         is_beat = np.array([s in BEAT_SYMBOLS for s in record.beat_symbols], dtype=bool)
@@ -119,7 +122,11 @@ def score_served(
         )
         times, labels, stats = served_beats(record, run_model, options, context_s)
         given = np.array([index[AAMI_MAP.get(lab, lab)] for lab in labels], dtype=np.int64)
-        cm = bxb_confusion(ref_class, given, match_beats(reference, times), len(classes))
+        matched = match_beats(reference, times)
+        cm = bxb_confusion(ref_class, given, matched, len(classes))
+        phase = (reference % STRIP_SECONDS)[matched < 0]  # where in its strip each miss lies
+        strips["missed_near_strip_start"] += int((phase < before_s).sum())
+        strips["missed_near_strip_end"] += int((phase > STRIP_SECONDS - after_s).sum())
         total += cm
         per_record[name] = bxb_metrics(cm, classes)
         failed.update(stats.pop("failed"))
