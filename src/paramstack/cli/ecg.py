@@ -114,7 +114,8 @@ def evaluate(
         typer.Option(
             help="Per-beat scalar inputs, comma-separated, side by side: record (whole "
             "record) | strip (as a served 10 s strip computes them) | context:N (each strip "
-            "served with the N s before it) | both (= record,strip)."
+            "served with the N s before it) | served / served:N (the served path on 10 s "
+            "strips with its own R-peak detector, scored EC57 bxb) | both (= record,strip)."
         ),
     ] = "both",
     overrides: Overrides = None,
@@ -133,7 +134,7 @@ def evaluate(
         settings=settings(),
         inputs=inputs,
     )
-    keys = ("served_strip", "served_context")
+    keys = ("served_strip", "served_context", "served_bxb")
     named = [("headline", report), *((k, report[k]) for k in keys if k in report)]
     if as_json:
         print_json(
@@ -145,6 +146,7 @@ def evaluate(
                         **part["headline"],
                         "beats_de_chazal_2004": part["beats_de_chazal_2004"],
                         "de_chazal_2004_beaten": part["de_chazal_2004_beaten"],
+                        **({"detector": part["gross"]["detector"]} if "bxb" in part else {}),
                     }
                     for key, part in named
                 },

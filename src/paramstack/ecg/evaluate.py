@@ -15,6 +15,7 @@ import torch
 
 from paramstack.config import Settings
 from paramstack.ecg.beats import BeatSet, BeatWindow
+from paramstack.ecg.bxb import bxb_markdown
 from paramstack.ecg.dataset import context_seconds, load_beats
 from paramstack.ecg.metrics import (
     PUBLISHED_ANCHORS,
@@ -32,6 +33,9 @@ from paramstack.ecg.records import (
     SYMBOL_TO_AAMI,
     split_records,
 )
+from paramstack.ecg.report_plots import report_plots
+from paramstack.ecg.served_eval import SERVED_NOTE, score_served, served_context_seconds
+from paramstack.ecg.strip import strip_options
 from paramstack.errors import InvalidInput
 
 
@@ -51,37 +55,44 @@ def predict_probabilities(
     return np.concatenate(parts) if parts else np.zeros((0, model.n_classes), np.float32)
 
 
-EVAL_INPUTS = ("record", "strip", "both", "context:N")
+EVAL_INPUTS = ("record", "strip", "both", "context:N", "served", "served:N")
 INPUT_LABELS = {
     "record": "whole-record inputs",
     "strip": "served 10 s strip inputs",
 }
 # where each scored kind goes in the report when it is not the first (top-level) one
-_PART_KEYS = {"strip": "served_strip", "context": "served_context"}
+_PART_KEYS = {"strip": "served_strip", "context": "served_context", "served": "served_bxb"}
+_PLOT_SUFFIX = {"served_strip": "strip", "served_context": "context", "served_bxb": "served"}
 
 
 def input_kinds(inputs: str) -> list[str]:
     """The scored input kinds of ``--inputs``: a comma list of record, strip, context:N (one),
-    ``both`` meaning record,strip; the first is the report's top level."""
+    served or served:N (one), ``both`` meaning record,strip; the first is the report's top
+    level."""
     kinds: list[str] = []
     for item in (k.strip() for k in inputs.split(",") if k.strip()):
         kinds += ["record", "strip"] if item == "both" else [item]
     contexts = [k for k in kinds if context_seconds(k) is not None]
+    served = [k for k in kinds if served_context_seconds(k) is not None]
     if (
         not kinds
         or len(set(kinds)) != len(kinds)
         or len(contexts) > 1
-        or any(k not in INPUT_LABELS and k not in contexts for k in kinds)
+        or len(served) > 1
+        or any(k not in INPUT_LABELS and k not in contexts + served for k in kinds)
     ):
         raise InvalidInput(
             f"unknown inputs {inputs!r}; valid: a comma list of record, strip, context:N "
-            "(one; N seconds of preceding context), or both (= record,strip)",
+            "(one; N seconds of preceding context), served or served:N (one; the served path "
+            "with its own detector, EC57 bxb), or both (= record,strip)",
             param="inputs",
         )
     return kinds
 
 
 def input_label(kind: str) -> str:
+    if (served := served_context_seconds(kind)) is not None:
+        return "served path, own detector" + (f" + {served:g} s context" if served else "")
     context = context_seconds(kind)
     if context is None:
         return INPUT_LABELS[kind]
@@ -89,6 +100,8 @@ def input_label(kind: str) -> str:
 
 
 def _part_key(kind: str) -> str:
+    if served_context_seconds(kind) is not None:
+        return _PART_KEYS["served"]
     return _PART_KEYS["context" if context_seconds(kind) is not None else kind]
 
 
@@ -107,6 +120,11 @@ def _score(
             to_aami[data.labels], to_aami[predicted], data.record, data.record_names, AAMI_CLASSES
         )
         report.update(aami)
+    return _with_verdict(report)
+
+
+def _with_verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with its headline figures and de Chazal 2004's verdict."""
     figures = headline(report)
     report["headline"] = figures
     report["beats_de_chazal_2004"] = beats_de_chazal(figures)
@@ -159,6 +177,14 @@ def evaluate_model(
     classes = LABEL_SCHEMES[config.labels]
     parts: dict[str, dict[str, Any]] = {}
     for kind in kinds:
+        if served_context_seconds(kind) is not None:
+            if split == "intra":
+                raise InvalidInput("served inputs score whole records, not --split intra",
+                                   param="inputs")  # fmt: skip
+            options = strip_options(meta)
+            parts[kind] = _with_verdict(score_served(model, options, db_dir, names, kind))
+            parts[kind].update({"scalar_inputs": kind, "inputs_label": input_label(kind)})
+            continue
         data = load_beats(
             db_dir, names, config.model_fs, window, cache_dir=home / "cache" / "ecg",
             scalar_inputs=kind,
@@ -176,7 +202,9 @@ def evaluate_model(
             "split": split if records is None else "custom",
             "split_note": INTRA_PATIENT_LABEL if split == "intra" else "inter-patient",
             "records": names,
-            "r_peaks": "reference annotations",
+            "r_peaks": "the served path's detector (EC57 bxb)"
+            if served_context_seconds(kinds[0]) is not None
+            else "reference annotations",
             "inputs": inputs,
             "model_scalar_inputs": config.scalar_inputs,
             "model_dir": str(out_dir),
@@ -275,7 +303,7 @@ def markdown_report(report: dict[str, Any]) -> str:
             f"Se/+P figure (beaten: {', '.join(beaten) or 'none'})."
         )
         lines.append("")
-    if any(part["scalar_inputs"] != "record" for part in sections):
+    if any(part["scalar_inputs"] != "record" and "bxb" not in part for part in sections):
         lines += [_STRIP_NOTE, ""]
     if any(part["scalar_inputs"].startswith("context:") for part in sections):
         lines += [_CONTEXT_NOTE, ""]
@@ -298,8 +326,10 @@ def markdown_report(report: dict[str, Any]) -> str:
             *_class_rows(report["symbols"]["gross"]["classes"]),
             "",
         ]
+    if any("bxb" in part for part in sections):
+        lines += [SERVED_NOTE, ""]
     for part in sections:
-        lines += _confusion(part)
+        lines += bxb_markdown(part) if "bxb" in part else _confusion(part)
     header = "| record | beats |"
     for part in sections:
         tag = part["scalar_inputs"] if len(sections) > 1 else ""
@@ -320,71 +350,11 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _confusion_png(part: dict[str, Any], split: str, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(part["confusion_matrix"], dtype=np.float64)
-    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    classes = part["classes"]
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("reference")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(
-            j,
-            i,
-            f"{int(v)}",
-            ha="center",
-            va="center",
-            color="white" if rows[i, j] > 0.5 else "black",
-            fontsize=8,
-        )
-    ax.set_title(f"Confusion matrix ({split}, {part['inputs_label']})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plots(report: dict[str, Any], folder: Path) -> None:
-    """``confusion.png`` (top-level inputs), ``confusion-strip.png`` when both input kinds
-    ran, and ``anchors.png`` with every scored input kind beside the anchors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    _confusion_png(report, report["split"], folder / "confusion.png")
-    for key, suffix in (("served_strip", "strip"), ("served_context", "context")):
-        if key in report:
-            _confusion_png(report[key], report["split"], folder / f"confusion-{suffix}.png")
-    keys = ["S_se", "S_ppv", "V_se", "V_ppv"]
-    sources = [
-        *((f"this model, {part['inputs_label']}", part["headline"]) for part in _sections(report)),
-        *((a["source"], a) for a in report["anchors"][:2]),
-    ]
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    width = 0.8 / len(sources)
-    for k, (label, values) in enumerate(sources):
-        ax.bar(
-            np.arange(len(keys)) + k * width, [values[key] or 0 for key in keys], width, label=label
-        )
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, ["S Se", "S +P", "V Se", "V +P"])
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=7)
-    ax.set_title(f"{report['split']} figures vs published anchors")
-    fig.tight_layout()
-    fig.savefig(folder / "anchors.png", dpi=120)
-    plt.close(fig)
-
-
 def write_report(report: dict[str, Any], folder: Path) -> Path:
-    """``report.json``, ``report.md`` and the PNG plots (``_plots``) in ``folder``."""
+    """``report.json``, ``report.md`` and the PNG plots (``report_plots``) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (folder / "report.md").write_text(markdown_report(report), encoding="utf-8")
-    _plots(report, folder)
+    parts = {suffix: report[key] for key, suffix in _PLOT_SUFFIX.items() if key in report}
+    report_plots(report, folder, parts)
     return folder
