@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from paramstack.ecg.metrics import ratio
+
 TOLERANCE_S = 0.150  # EC57's match window, inclusive
 _EPS = 1e-9  # so that a pair exactly 150 ms apart matches despite float rounding
 EXTRA_ROW = "extra detection"
@@ -64,10 +66,6 @@ def bxb_confusion(
     return cm
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return float(num / den) if den else None
-
-
 def bxb_metrics(cm: npt.NDArray[np.int64], classes: tuple[str, ...]) -> dict[str, Any]:
     """Per class Se (misses count against it), +P (extras count against it), F1, and the
     detector's beat Se / +P, in the shape ``metrics.class_metrics`` gives (``fpr`` is None:
@@ -75,7 +73,7 @@ def bxb_metrics(cm: npt.NDArray[np.int64], classes: tuple[str, ...]) -> dict[str
     n = len(classes)
     per_class: dict[str, Any] = {}
     for i, name in enumerate(classes):
-        se, ppv = _ratio(cm[i, i], cm[i, :].sum()), _ratio(cm[i, i], cm[:, i].sum())
+        se, ppv = ratio(cm[i, i], cm[i, :].sum()), ratio(cm[i, i], cm[:, i].sum())
         f1 = None if se is None or ppv is None or se + ppv == 0 else 2 * se * ppv / (se + ppv)
         per_class[name] = {
             "support": int(cm[i, :].sum()),
@@ -90,7 +88,7 @@ def bxb_metrics(cm: npt.NDArray[np.int64], classes: tuple[str, ...]) -> dict[str
     detections = int(cm[:, :n].sum())
     return {
         "beats": beats,
-        "accuracy": _ratio(np.trace(cm[:n, :n]), beats),
+        "accuracy": ratio(np.trace(cm[:n, :n]), beats),
         "classes": per_class,
         "detector": {
             "reference_beats": beats,
@@ -98,8 +96,8 @@ def bxb_metrics(cm: npt.NDArray[np.int64], classes: tuple[str, ...]) -> dict[str
             "matched": matched,
             "missed": beats - matched,
             "extra": detections - matched,
-            "se": _ratio(matched, beats),
-            "ppv": _ratio(matched, detections),
+            "se": ratio(matched, beats),
+            "ppv": ratio(matched, detections),
         },
     }
 

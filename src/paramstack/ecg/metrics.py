@@ -59,21 +59,21 @@ def confusion_matrix(
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def _ratio(num: float, den: float) -> float | None:
+def ratio(num: float, den: float) -> float | None:
     return float(num / den) if den else None
 
 
 def class_metrics(cm: npt.NDArray[np.int64], classes: tuple[str, ...]) -> dict[str, Any]:
     """Se, +P, F1 and FPR per class (fractions; None when undefined), plus accuracy."""
     total = int(cm.sum())
-    out: dict[str, Any] = {"accuracy": _ratio(np.trace(cm), total), "beats": total}
+    out: dict[str, Any] = {"accuracy": ratio(np.trace(cm), total), "beats": total}
     per_class = {}
     for i, name in enumerate(classes):
         tp = int(cm[i, i])
         fn = int(cm[i].sum()) - tp
         fp = int(cm[:, i].sum()) - tp
         tn = total - tp - fn - fp
-        se, ppv = _ratio(tp, tp + fn), _ratio(tp, tp + fp)
+        se, ppv = ratio(tp, tp + fn), ratio(tp, tp + fp)
         f1 = 2 * se * ppv / (se + ppv) if se is not None and ppv is not None and se + ppv else None
         per_class[name] = {
             "support": tp + fn,
@@ -84,7 +84,7 @@ def class_metrics(cm: npt.NDArray[np.int64], classes: tuple[str, ...]) -> dict[s
             "se": se,
             "ppv": ppv,
             "f1": f1,
-            "fpr": _ratio(fp, fp + tn),
+            "fpr": ratio(fp, fp + tn),
         }
     out["classes"] = per_class
     return out
