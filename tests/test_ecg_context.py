@@ -54,24 +54,46 @@ def test_context_plus_signal_equals_the_concatenation_limited_to_the_signal() ->
     concatenated = _analyze(whole, np.concatenate([context, signal]))
     lone = _analyze(alone, signal)
     with_context = _analyze(served, signal, context=context)
-    mine = [b for b in concatenated["beats"] if b["time_s"] >= context_s]
+    # the signal's beats, and the context's last beats whose window crosses the signal's start
+    carried_s = context_s - 80 / FS
+    mine = [b for b in concatenated["beats"] if b["time_s"] > carried_s + 1e-3]
     beats = with_context["beats"]
-    assert len(beats) == len(mine) >= 10 and all(0 <= b["time_s"] < 10 for b in beats)
+    assert len(beats) == len(mine) >= 10 and all(-80 / FS < b["time_s"] < 10 for b in beats)
     for got, want in zip(beats, mine, strict=True):
         assert got["time_s"] == pytest.approx(want["time_s"] - context_s, abs=1e-3)
         assert got["class"] == want["class"] and got["probabilities"] == want["probabilities"]
-    rows = np.array([b["time_s"] >= context_s for b in concatenated["beats"]])
+    rows = np.array([b["time_s"] > carried_s + 1e-3 for b in concatenated["beats"]])
     assert np.array_equal(served.features[0], whole.features[0][rows])
     assert np.array_equal(served.beats[0], whole.beats[0][rows])
     summary = with_context["summary"]
     assert summary["context_s"] == context_s and lone["summary"]["context_s"] == 0.0
     assert summary["beats_classified"] == len(beats) == sum(summary["counts"].values())
+    carried = sum(b["time_s"] < 0 for b in beats)
+    assert summary["beats_from_context"] == carried and lone["summary"]["beats_from_context"] == 0
     assert summary["duration_s"] == 10.0
     # the context changes the inputs: the lone strip's "record" RR is its own 10 s mean
     record_rr = list(BEAT_FEATURES).index("record_rr_s")
     assert not np.allclose(alone.features[0][-5:, record_rr], served.features[0][-5:, record_rr])
     # the first beats of the signal get a window reaching into the context
     assert beats[0]["time_s"] < lone["beats"][0]["time_s"] or len(beats) > len(lone["beats"])
+
+
+def test_back_to_back_strips_with_context_classify_every_beat_once() -> None:
+    """A monitor streaming 10 s strips, each sent with what came before: a beat whose window
+    crosses a strip's end is returned by the next strip, so no beat is lost or doubled."""
+    record = read_record(MITDB, "208")
+    x = record.signal[: 5 * 3600]
+    whole = _analyze(Capture(), x)
+    served: list[float] = []
+    for k in range(1, 5):
+        out = _analyze(Capture(), x[k * 3600 : (k + 1) * 3600], context=x[: k * 3600])
+        served += [k * 10.0 + b["time_s"] for b in out["beats"]]
+    expected = [b["time_s"] for b in whole["beats"] if b["time_s"] >= 10.0 - 80 / FS + 1e-3]
+    assert len(expected) >= 40
+    assert len(served) == len(expected)
+    np.testing.assert_allclose(sorted(served), expected, atol=2e-3)
+    lone = sum(len(_analyze(Capture(), x[k * 3600 : (k + 1) * 3600])["beats"]) for k in range(1, 5))
+    assert lone < len(expected)  # lone strips lose the beats at their edges
 
 
 def test_context_is_validated_like_the_signal() -> None:

@@ -205,8 +205,9 @@ def test_context_returns_only_the_signals_beats(
     ecg_server: tuple[LiveServer, Settings], tmp_path: Path
 ) -> None:
     """Session 7: ``context`` (the samples before ``signal``) is analysed with the signal as
-    one recording; only the signal's beats come back, timed from its start; equal to sending
-    the concatenation and keeping its last 10 s; a WFDB upload says ``context_s``."""
+    one recording; the signal's beats come back, timed from its start (session 8: with the
+    context's last beats whose window crosses its start); equal to sending the concatenation
+    and keeping those beats; a WFDB upload says ``context_s``."""
     import wfdb
 
     server, _ = ecg_server
@@ -231,8 +232,12 @@ def test_context_returns_only_the_signals_beats(
     body = served.json()
     beats = body["beats"]
     assert body["summary"]["context_s"] == context_s and alone.json()["summary"]["context_s"] == 0
-    assert len(beats) >= 10 and all(0 <= b["time_s"] < 10 for b in beats)
-    mine = [b for b in concatenated.json()["beats"] if b["time_s"] >= context_s]
+    # the signal's beats, and the context's last ones whose window crosses its start
+    after_s = 80 / 180  # the model's window after the R peak, at its 180 Hz
+    assert len(beats) >= 10 and all(-after_s < b["time_s"] < 10 for b in beats)
+    carried = sum(b["time_s"] < 0 for b in beats)
+    assert body["summary"]["beats_from_context"] == carried
+    mine = [b for b in concatenated.json()["beats"] if b["time_s"] > context_s - after_s + 1e-3]
     assert [b["class"] for b in beats] == [b["class"] for b in mine]
     for got, want in zip(beats, mine, strict=True):
         assert got["time_s"] == pytest.approx(want["time_s"] - context_s, abs=1e-3)

@@ -206,7 +206,10 @@ def analyze_strip(
     ``context`` (session 7) is the samples that immediately precede ``signal`` at the same
     rate, up to ``context_max_s``: context + signal are analysed as one recording (RR, running
     template, morphology and AF inputs see the context, as a monitor's stream would), and only
-    ``signal``'s beats are returned, timed from its start; ``summary.context_s`` says how much
+    ``signal``'s beats are returned, timed from its start, plus the context's last beats
+    whose window crosses the signal's start (negative times, ``summary.beats_from_context``):
+    the strip that ended there could not classify them, so a stream of back-to-back strips,
+    each sent with context, gets every beat once. ``summary.context_s`` says how much context
     was used. Without it the result is what a lone strip gives.
     """
     t0 = time.perf_counter()
@@ -221,8 +224,14 @@ def analyze_strip(
     t1 = time.perf_counter()
     offset_s = len(before) / fs
     found = detect_r_peaks(resampled, model_fs, method=detector)
-    own = found >= round(offset_s * model_fs)  # the signal's peaks; the rest is context
+    start = round(offset_s * model_fs)
+    own = found >= start  # the signal's peaks; the rest is context
     peaks = found[own]
+    # a context beat whose window crosses the signal's start could not be classified by the
+    # strip that ended there: returned here (negative time), so back-to-back strips sent with
+    # context classify every beat once
+    carried = (found < start) & (found + window[1] > start)
+    returned = own | carried
     seconds = len(x) / fs
     if len(peaks) < 2:
         raise InvalidInput(
@@ -239,10 +248,11 @@ def analyze_strip(
             code="implausible_rate",
             param="fs",
         )
+    first = len(found) - int(returned.sum())
     beats, features, keep_all = strip_inputs(
-        conditioned, found, BeatWindow(*window), model_fs, n_features, len(found) - len(peaks)
+        conditioned, found, BeatWindow(*window), model_fs, n_features, first
     )
-    keep = keep_all[own]
+    keep = keep_all[returned]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (
@@ -252,7 +262,7 @@ def analyze_strip(
     )
     t3 = time.perf_counter()
     classes = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
-    times = peaks[keep] / model_fs - offset_s
+    times = found[returned][keep] / model_fs - offset_s
     per_beat = [
         {
             "time_s": round(float(t), 4),
@@ -262,8 +272,11 @@ def analyze_strip(
         for t, c, row in zip(times, classes, probs, strict=True)
     ]
     t4 = time.perf_counter()
-    first = max(0, round((offset_s - 2.0) * model_fs))  # delineate the signal, not the context
-    measured = beat_intervals(resampled[first:], model_fs, peaks - first) if intervals else None
+    lead = max(0, start - round(2.0 * model_fs))  # delineate the signal, not the context
+    returned_peaks = found[returned]
+    measured = (
+        beat_intervals(resampled[lead:], model_fs, returned_peaks - lead) if intervals else None
+    )
     if measured is not None:
         for beat, values in zip(
             per_beat, (m for m, k in zip(measured, keep, strict=True) if k), strict=True
@@ -280,6 +293,7 @@ def analyze_strip(
         "rhythm": rhythm_summary(x, fs, found / model_fs - offset_s, af_detector, own),
         "intervals": None if measured is None else interval_summary(measured),
         "context_s": round(offset_s, 3),
+        "beats_from_context": int(keep[: int(carried.sum())].sum()),
     }
     return {
         "beats": per_beat,
