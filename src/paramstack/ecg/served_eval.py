@@ -30,8 +30,9 @@ SERVED_NOTE = (
     "sends the preceding N s as `context`), with the torch model the ONNX export is checked "
     "against. Reference beats (AAMI beat symbols) are matched one to one, nearest first, to "
     "the returned beats within 150 ms; a miss counts against its class's Se, an extra "
-    "detection against +P of the class it was given. Beats the endpoint detects but does not "
-    "classify (window past a strip end) are not returned, so they are misses."
+    "detection against +P of the class it was given. A lone strip does not classify a beat "
+    "whose window passes its end, so such beats are misses; with context, the next strip "
+    "returns them (`beats_from_context`)."
 )
 
 
@@ -76,7 +77,9 @@ def served_beats(
     times: list[float] = []
     labels: list[str] = []
     failed: Counter[str] = Counter()
-    stats = {"strips": 0, "short_tail_dropped": 0, "detected_not_classified": 0}
+    stats = dict.fromkeys(
+        ("strips", "short_tail_dropped", "detected_not_classified", "classified_from_context"), 0
+    )
     for start in range(0, len(signal), length):
         strip = signal[start : start + length]
         if len(strip) < math.ceil(MIN_SECONDS * fs):
@@ -92,7 +95,9 @@ def served_beats(
         times += [start / fs + b["time_s"] for b in out["beats"]]
         labels += [b["class"] for b in out["beats"]]
         summary = out["summary"]
-        stats["detected_not_classified"] += summary["beats_detected"] - summary["beats_classified"]
+        own = summary["beats_classified"] - summary.get("beats_from_context", 0)
+        stats["detected_not_classified"] += summary["beats_detected"] - own
+        stats["classified_from_context"] += summary.get("beats_from_context", 0)
     return np.asarray(times, dtype=np.float64), labels, {**stats, "failed": dict(failed)}
 
 
