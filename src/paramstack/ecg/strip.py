@@ -205,7 +205,7 @@ def analyze_strip(
     features only; ``strip_options`` takes it from the model's meta).
     ``context`` (session 7) is the samples that immediately precede ``signal`` at the same
     rate, up to ``context_max_s``: context + signal are analysed as one recording (RR, running
-    template, morphology and AF inputs see the context, as a monitor's stream would), and only
+    template, morphology and AF inputs see the context, as a monitor's stream would), and
     ``signal``'s beats are returned, timed from its start, plus the context's last beats
     whose window crosses the signal's start (negative times, ``summary.beats_from_context``):
     the strip that ended there could not classify them, so a stream of back-to-back strips,
@@ -231,7 +231,7 @@ def analyze_strip(
     # strip that ended there: returned here (negative time), so back-to-back strips sent with
     # context classify every beat once
     carried = (found < start) & (found + window[1] > start)
-    returned = own | carried
+    returned_peaks = found[own | carried]
     seconds = len(x) / fs
     if len(peaks) < 2:
         raise InvalidInput(
@@ -248,11 +248,11 @@ def analyze_strip(
             code="implausible_rate",
             param="fs",
         )
-    first = len(found) - int(returned.sum())
+    first = len(found) - len(returned_peaks)
     beats, features, keep_all = strip_inputs(
         conditioned, found, BeatWindow(*window), model_fs, n_features, first
     )
-    keep = keep_all[returned]
+    keep = keep_all[first:]
     t2 = time.perf_counter()
     n = int(keep.sum())
     probs = (
@@ -262,7 +262,7 @@ def analyze_strip(
     )
     t3 = time.perf_counter()
     classes = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
-    times = found[returned][keep] / model_fs - offset_s
+    times = returned_peaks[keep] / model_fs - offset_s
     per_beat = [
         {
             "time_s": round(float(t), 4),
@@ -273,7 +273,6 @@ def analyze_strip(
     ]
     t4 = time.perf_counter()
     lead = max(0, start - round(2.0 * model_fs))  # delineate the signal, not the context
-    returned_peaks = found[returned]
     measured = (
         beat_intervals(resampled[lead:], model_fs, returned_peaks - lead) if intervals else None
     )
