@@ -32,20 +32,25 @@ def _cache_path(
     return cache_dir / f"{name}-{kind + '-' if kind else ''}{digest}.npz"
 
 
+def suffix_seconds(kind: str, prefix: str, highest: float, why: str = "") -> float | None:
+    """N of a ``<prefix>:N`` input kind, checked to lie in 0..``highest``; None for other kinds."""
+    if not kind.startswith(f"{prefix}:"):
+        return None
+    try:
+        seconds = float(kind.split(":", 1)[1])
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= highest:
+        raise InvalidInput(
+            f"{kind!r}: {prefix}:N needs N seconds from 0 to {highest:g}{why}", param="inputs"
+        )
+    return seconds
+
+
 def context_seconds(scalar_inputs: str) -> float | None:
     """Seconds of preceding context of a ``context:N`` input kind (session 7: each beat's 10 s
     strip served with the N s before it); None for the other kinds."""
-    if not scalar_inputs.startswith("context:"):
-        return None
-    try:
-        seconds = float(scalar_inputs.split(":", 1)[1])
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 3600:
-        raise InvalidInput(
-            f"{scalar_inputs!r}: context:N needs N seconds from 0 to 3600", param="inputs"
-        )
-    return seconds
+    return suffix_seconds(scalar_inputs, "context", 3600)
 
 
 def _strip_columns(

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import torch
 
 from paramstack.ecg.bxb import TOLERANCE_S, bxb_confusion, bxb_metrics, match_beats
+from paramstack.ecg.dataset import suffix_seconds
 from paramstack.ecg.models import BeatClassifier
 from paramstack.ecg.records import AAMI_CLASSES, AAMI_MAP, BEAT_SYMBOLS, EcgRecord, read_record
 from paramstack.ecg.strip import MAX_CONTEXT_SECONDS, MIN_SECONDS, RunModel, analyze_strip
@@ -40,19 +41,7 @@ def served_context_seconds(kind: str) -> float | None:
     """Seconds of context of a ``served`` (0) or ``served:N`` input kind; None otherwise."""
     if kind == "served":
         return 0.0
-    if not kind.startswith("served:"):
-        return None
-    try:
-        seconds = float(kind.split(":", 1)[1])
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= MAX_CONTEXT_SECONDS:
-        raise InvalidInput(
-            f"{kind!r}: served:N needs N seconds from 0 to {MAX_CONTEXT_SECONDS:g} (the "
-            "endpoint's context bound)",
-            param="inputs",
-        )
-    return seconds
+    return suffix_seconds(kind, "served", MAX_CONTEXT_SECONDS, " (the endpoint's context bound)")
 
 
 def torch_runner(model: BeatClassifier) -> RunModel:
