@@ -41,10 +41,18 @@ from peers import PeerUnavailable, litellm, ours, portkey, upstream
 ROOT = Path(__file__).resolve().parents[1]
 PEERS: dict[str, Callable[[str, Path], AbstractContextManager[Target]]] = {
     "ours": ours,
+    "ours-guard": functools.partial(ours, guard=True),
     "litellm": litellm,
     "portkey": portkey,
 }
 Result = dict[str, Any]
+# our two runs: TARGETS.md's feature set, and the product's default with its guard policy
+OURS = {
+    "ours": "key auth, rate limits, daily token quota and usage ledger on (TARGETS.md's list; "
+    "neither peer has a guard)",
+    "ours-guard": "the same with the default guard policy too (PII, injection, toxicity, "
+    "copyright on prompt and answer)",
+}
 
 
 def measure(target: Target, args: argparse.Namespace) -> Result:
@@ -118,11 +126,12 @@ def median_cpu(result: Result) -> float | None:
     return cpus[len(cpus) // 2] if cpus else None
 
 
-def ratios(results: dict[str, Result]) -> dict[str, dict[str, float]]:
-    """Ours ÷ each peer: max req/s, and CPU per request the other way round (peer ÷ ours,
-    the median over the concurrency points): the second holds up better when other work
-    shares the cores, since it does not depend on how much CPU each server was given."""
-    me = results.get("ours")
+def ratios(results: dict[str, Result], mine: str) -> dict[str, dict[str, float]]:
+    """Ours (the run named ``mine``) ÷ each peer: max req/s, and CPU per request the other
+    way round (peer ÷ ours, the median over the concurrency points): the second holds up
+    better when other work shares the cores, since it does not depend on how much CPU each
+    server was given."""
+    me = results.get(mine)
     out: dict[str, dict[str, float]] = {}
     if me is None or "error" in me:
         return out
@@ -131,15 +140,15 @@ def ratios(results: dict[str, Result]) -> dict[str, dict[str, float]]:
         if other is None or "error" in other:
             continue
         out[peer] = {"max_rps": max_rps(me) / max_rps(other)}
-        mine, theirs = median_cpu(me), median_cpu(other)
-        if mine and theirs:
-            out[peer]["cpu_per_request"] = theirs / mine
+        cpu, theirs = median_cpu(me), median_cpu(other)
+        if cpu and theirs:
+            out[peer]["cpu_per_request"] = theirs / cpu
     return out
 
 
-def verdicts(results: dict[str, Result]) -> list[tuple[str, bool, str]]:
-    """TARGETS.md, LLM gateway section, for our gateway."""
-    me = results.get("ours")
+def verdicts(results: dict[str, Result], mine: str) -> list[tuple[str, bool, str]]:
+    """TARGETS.md, LLM gateway section, for our gateway's run named ``mine``."""
+    me = results.get(mine)
     if me is None or "error" in me:
         return []
     c1 = next(p for p in me["points"] if p["concurrency"] == 1) if me["points"] else None
@@ -213,9 +222,12 @@ def main() -> int:
             for name in args.peers:
                 try:
                     peer = PEERS[name]
-                    if name == "ours":
+                    if name in OURS:
                         peer = functools.partial(
-                            ours, workers=args.workers, limiter=args.ours_limiter
+                            ours,
+                            workers=args.workers,
+                            limiter=args.ours_limiter,
+                            guard=name == "ours-guard",
                         )
                     elif name == "litellm":
                         peer = functools.partial(litellm, workers=args.workers)
@@ -228,18 +240,20 @@ def main() -> int:
         if name != "direct" and "error" not in r:
             _added(r, results["direct"])
     table(results)
-    ratio = ratios(results)
-    print()
-    for peer, r in ratio.items():
-        cpu = r.get("cpu_per_request")
-        print(
-            f"ours / {peer}: max req/s {r['max_rps']:.1f}x; "
-            f"CPU per request {peer} / ours {_fmt(cpu, '.1f')}x"
-        )
-    checks = verdicts(results)
-    print()
-    for label, ok, value in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {label}: {value}")
+    ratio = {mine: ratios(results, mine) for mine in OURS if mine in results}
+    checks = {mine: verdicts(results, mine) for mine in OURS if mine in results}
+    for mine, what in OURS.items():
+        if mine not in results:
+            continue
+        print(f"\n{mine}: {what}")
+        for peer, r in ratio[mine].items():
+            cpu = r.get("cpu_per_request")
+            print(
+                f"   {mine} / {peer}: max req/s {r['max_rps']:.1f}x; "
+                f"CPU per request {peer} / {mine} {_fmt(cpu, '.1f')}x"
+            )
+        for label, ok, value in checks[mine]:
+            print(f"   {'PASS' if ok else 'FAIL'}  {label}: {value}")
     busy = [p["machine_busy"] for r in results.values() for p in r.get("points", [])]
     info["cpu_percent_other"] = psutil.cpu_percent(interval=0.5)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -248,12 +262,15 @@ def main() -> int:
         "settings": {k: str(v) for k, v in vars(args).items()},
         "results": results,
         "ratios": ratio,
-        "targets": [{"check": c, "pass": ok, "value": v} for c, ok, v in checks],
+        "targets": {
+            mine: [{"check": c, "pass": ok, "value": v} for c, ok, v in found]
+            for mine, found in checks.items()
+        },
         "max_machine_busy": max(busy, default=0.0),
     }
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(f"\nwritten {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-    return 1 if args.strict and not all(ok for _, ok, _ in checks) else 0
+    return 1 if args.strict and not all(ok for f in checks.values() for _, ok, _ in f) else 0
 
 
 if __name__ == "__main__":

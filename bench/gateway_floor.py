@@ -73,7 +73,7 @@ def main() -> int:
             with ExitStack() as stack:
                 targets = {
                     "floor": stack.enter_context(floor(url, work)),
-                    "ours": stack.enter_context(ours(url, work)),
+                    "ours": stack.enter_context(ours(url, work, guard=True)),
                 }
                 scripts = {}
                 for name, target in targets.items():

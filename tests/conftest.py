@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from paramstack.config import Settings
 from paramstack.gateway.app import create_app
+from paramstack.gateway.http_protocol import SERVER_OPTIONS
 from paramstack.registry import versions as registry
 from paramstack.registry.versions import Registration
 from paramstack.store import migrate
@@ -161,7 +162,7 @@ def run_server(settings: Settings) -> Iterator[LiveServer]:
     """uvicorn in a thread on a free loopback port; shuts down (and flushes logs) on exit."""
     app = create_app(settings)
     port = free_port()
-    with serve_in_thread(app, port, "test server", start_timeout_s=30):
+    with serve_in_thread(app, port, "test server", start_timeout_s=30, **SERVER_OPTIONS):
         yield LiveServer(f"http://127.0.0.1:{port}", app)
 
 

@@ -13,11 +13,15 @@ import uvicorn
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int, what: str, start_timeout_s: float = 15) -> Iterator[None]:
-    """Serve ``app`` until the block ends; ``what`` names it when it fails to start."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+def serve_in_thread(
+    app: Any, port: int, what: str, start_timeout_s: float = 15, **options: Any
+) -> Iterator[None]:
+    """Serve ``app`` until the block ends; ``what`` names it when it fails to start;
+    ``options`` go to ``uvicorn.Config`` (the gateway's ``SERVER_OPTIONS``)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout_s

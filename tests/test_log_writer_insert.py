@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
-from paramstack.gateway.log_writer import LogWriter
-from paramstack.store.engine import session_factory
+from paramstack.gateway.log_writer import LogWriter, _plain_insert
+from paramstack.store import migrate
+from paramstack.store.engine import make_engine, session_factory, transaction
 from paramstack.store.tenant_tables import UsageRecord
 
 AT = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=UTC)
@@ -71,3 +73,38 @@ def test_uniform_and_mixed_batches_write_the_same_rows(engine: Engine) -> None:
     ]
     assert rows[4] == ("req-5", 5, 10, Decimal("1.5"), "USD", None, date(2026, 11, 24))
     assert rows[5] == ("req-6", 6, 12, Decimal(0), "USD", '{"route":"local"}', date(2026, 11, 24))
+
+
+def test_sqlite_plain_insert_stores_what_the_core_insert_stores(tmp_path: Path) -> None:
+    """On SQLite a uniform batch giving every column is a plain executemany of SQLAlchemy's
+    compiled statement with its bind processors: the stored values (dates, timestamps,
+    fixed-point cost) must equal, column for column, what a Core insert stores."""
+    rows = [
+        _row(n, cost=Decimal("0.000001234567") * n, currency="EUR", created_at=AT, key_id=n)
+        for n in range(1, 4)
+    ]
+    engines = []
+    for name in ("plain", "core"):
+        eng = make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrate.upgrade(eng)
+        engines.append(eng)
+    keys = frozenset(_renamed(rows[0]))
+    assert _plain_insert(UsageRecord.__table__, keys, engines[0].dialect) is not None
+    writer = LogWriter(session_factory(engines[0]))
+    for row in rows:
+        writer.submit(UsageRecord, dict(row))
+    writer.close()
+    with transaction(session_factory(engines[1])) as session:
+        session.execute(insert(UsageRecord.__table__), [_renamed(r) for r in rows])
+    stored = []
+    for eng in engines:
+        with eng.connect() as conn:
+            result = conn.exec_driver_sql("SELECT * FROM usage_ledger ORDER BY request_id")
+            stored.append([r._asdict() | {"id": None} for r in result])
+        eng.dispose()
+    assert stored[0] == stored[1]
+    assert [r["cost_e12"] for r in stored[0]] == [1_234_567 * n for n in range(1, 4)]
+
+
+def _renamed(row: dict[str, Any]) -> dict[str, Any]:
+    return {("cost_e12" if k == "cost" else k): v for k, v in row.items()}

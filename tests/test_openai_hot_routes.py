@@ -24,6 +24,7 @@ import pytest
 
 from paramstack.config import Settings
 from paramstack.gateway.app import create_app
+from paramstack.gateway.http_protocol import SERVER_OPTIONS
 from paramstack.registry import api_keys
 from paramstack.registry.api_keys import KeySpec
 from paramstack.registry.key_material import resolve_pepper
@@ -66,7 +67,9 @@ def pair(settings: Settings, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveS
         for hot in (True, False):
             app = create_app(cfg, hot_routes=hot)
             port = free_port()
-            stack.enter_context(serve_in_thread(app, port, f"gateway hot={hot}", 30))
+            stack.enter_context(
+                serve_in_thread(app, port, f"gateway hot={hot}", 30, **SERVER_OPTIONS)
+            )
             servers.append(LiveServer(f"http://127.0.0.1:{port}", app))
         yield servers[0], servers[1], key, limited
 

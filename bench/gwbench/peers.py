@@ -268,17 +268,19 @@ def redis_server(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def ours(
-    upstream_url: str, work: Path, workers: int = 1, limiter: str = "auto"
+    upstream_url: str, work: Path, workers: int = 1, limiter: str = "auto", guard: bool = False
 ) -> Iterator[Target]:
     """``workers`` processes; with several they share limits and quotas through the LMDB file
-    (``limiter="auto"``, what ``serve --workers N`` picks) or a private Redis."""
+    (``limiter="auto"``, what ``serve --workers N`` picks) or a private Redis. ``guard``: the
+    default guard policy on prompts and answers (the peers have none), else off."""
     from paramstack import __version__
 
-    env, key = prepare_home(work / "home", upstream_url)
+    env, key = prepare_home(work / ("home-guard" if guard else "home"), upstream_url)
+    env["PARAMSTACK_GUARD"] = "true" if guard else "false"
     port = free_port()
     args = [sys.executable, "-m", "paramstack", "serve", "--port", str(port)]
     args += ["--workers", str(workers), "--log-level", "warning"]
-    name, pids = f"paramstack {__version__}", []
+    name, pids = f"paramstack {__version__}" + (" + guard" if guard else ""), []
     with contextlib.ExitStack() as stack:
         if limiter == "redis":
             url, redis_pid = stack.enter_context(redis_server(work))

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from paramstack.cli.context import console, settings
+from paramstack.gateway.http_protocol import SERVER_OPTIONS
 from paramstack.gateway.telemetry import MULTIPROC_ENV
 from paramstack.store import migrate
 
@@ -45,6 +46,6 @@ def serve(
         port=cfg.port,
         workers=cfg.workers,
         log_level=log_level,
-        access_log=False,
+        **SERVER_OPTIONS,
         timeout_graceful_shutdown=30,
     )

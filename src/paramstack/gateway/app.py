@@ -26,7 +26,7 @@ from paramstack.gateway.admin_auth import admin_digest
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.chat_guard import build_chat_guard
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
-from paramstack.gateway.hot_routes import HotRoutes
+from paramstack.gateway.hot_routes import GatewayApp, HotRoutes
 from paramstack.gateway.limits import InProcessLimiter, build_limiter
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.gateway.middleware import RequestContext
@@ -221,7 +221,7 @@ def create_app(
     """``hot_routes=False`` leaves the LLM POST routes to FastAPI alone: the reference that
     ``HotRoutes`` is tested against (same answers), never a setting. ``freeze_heap``: see
     :func:`served_app`."""
-    app = FastAPI(
+    app = GatewayApp(
         title="paramstack gateway",
         version=__version__,
         lifespan=lifespan,
@@ -241,10 +241,12 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(admin_traffic.router)
     app.include_router(health.router)
-    if hot_routes:
-        app.add_middleware(HotRoutes, fastapi_app=app)  # inside RequestContext: needs its state
-    app.add_middleware(RequestContext, max_body_bytes=app.state.settings.max_body_bytes)
-    tracing.install(app, app.state.settings)  # outermost: its span parents everything
+    max_body = app.state.settings.max_body_bytes
+    app.add_middleware(RequestContext, max_body_bytes=max_body)
+    if tracing.install(app, app.state.settings):  # outermost: its span parents everything
+        app.hot = tracing.TracingMiddleware(HotRoutes(app, max_body)) if hot_routes else None
+    elif hot_routes:
+        app.hot = HotRoutes(app, max_body)
     document_errors_as_400(app)
     return app
 

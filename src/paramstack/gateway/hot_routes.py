@@ -3,8 +3,9 @@
 Why: on the bench (one small chat per request through a fast upstream) FastAPI's per-request
 machinery — the exception and exit-stack middlewares, route matching over every route, the
 ``Request`` object, dependency solving and the response wrappers — was about a third of the
-gateway's CPU per request (py-spy). These three routes are the gateway's traffic, so this
-middleware answers them directly and passes every other request on unchanged.
+gateway's CPU per request (py-spy). These three routes are the gateway's traffic, so
+``GatewayApp`` hands them to ``HotRoutes`` before its middleware stack and passes every other
+request on unchanged.
 
 The FastAPI routes stay registered: they are the OpenAPI schema, and they are the reference
 this code must match (``tests/test_openai_hot_routes.py`` sends the same requests to both and
@@ -12,14 +13,16 @@ compares status, headers and bodies). To match them, the steps run in FastAPI's 
 FastAPI's own pieces: the body is read, a JSON content type parsed (a decode error is a 400
 before authentication), the bearer key checked (401), then the body validated by the route's
 own body field as ``request_body_to_args`` does (same errors, same messages), and errors are
-rendered by the same functions as the app's exception handlers. An exception other than a
-``ParamstackError`` propagates to Starlette's server-error middleware, as before.
+rendered by the same functions as the app's exception handlers (an unexpected exception too:
+logged, then 500 in OpenAI's shape).
 """
 
 from __future__ import annotations
 
 import email.message
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,14 +34,17 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic_core import PydanticUndefined
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paramstack.errors import InvalidInput, ParamstackError
+from paramstack.errors import InvalidInput, ParamstackError, PayloadTooLarge
 from paramstack.gateway.errors import paramstack_error_response, validation_error_response
+from paramstack.gateway.middleware import request_id_from, send_too_large, start_request, too_long
 from paramstack.gateway.routes import openai
 from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tracing import span
 from paramstack.registry.key_ring import KeyRing, Principal
+
+log = logging.getLogger(__name__)
 
 # (principal, validated body, raw body, state, headers) -> the response
 Handler = Callable[
@@ -116,48 +122,69 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
-async def _read(receive: Receive) -> bytes:
+async def _read(receive: Receive, limit: int) -> bytes:
+    """The whole body; ``PayloadTooLarge`` as soon as more than ``limit`` bytes arrived (no
+    Content-Length to refuse it by)."""
     chunks: list[bytes] = []
+    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class HotRoutes:
-    """ASGI middleware: ``POST`` on a path of ``HANDLERS`` is answered here, all else passes.
+    """Answers ``POST`` on a path of ``HANDLERS`` in front of the app's middleware stack.
 
-    Sits inside ``RequestContext`` (it needs the request id and the body limit)."""
+    ``GatewayApp.__call__`` hands these requests here before Starlette's stack (server-error,
+    telemetry and body-limit middlewares, ``RequestContext``, each a coroutine and most a
+    ``send`` wrapper: ~10 % of a chat request's CPU), so this does their part itself: the
+    request id and start time (``RequestContext``'s, same header last), the body limit, and an
+    unexpected exception logged and answered 500 in OpenAI's shape, as the app's handler does.
+    """
 
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
-        self.app = app
+    def __init__(self, fastapi_app: FastAPI, max_body_bytes: int) -> None:
         self.fastapi_app = fastapi_app
+        self.max_body_bytes = max_body_bytes
         self._fields = _body_fields(openai.router)  # path -> the FastAPI route's body field
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
+        handler = HANDLERS[scope["path"]]
+        t0 = time.perf_counter()
+        headers: dict[bytes, bytes] = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key, value)  # the first of a repeated header, as Starlette's get
+        supplied = headers.get(b"x-request-id")
+        request_id = start_request(scope, request_id_from(supplied) if supplied else None, t0)
+        if too_long(headers.get(b"content-length"), self.max_body_bytes):
+            await send_too_large(_with_header(send, request_id), self.max_body_bytes)
             return
         state = self.fastapi_app.state
         try:
-            response = await self._answer(handler, scope, receive)
+            response = await self._answer(handler, scope, receive, headers)
         except ClientDisconnect:  # gone before its body arrived: no one to answer
             return
         except ParamstackError as exc:
             response = paramstack_error_response(exc, state)
         except RequestValidationError as exc:
             response = validation_error_response(exc, state)
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            response = paramstack_error_response(ParamstackError("internal server error"), state)
+        response.raw_headers.append(request_id)
         await response(scope, receive, send)
 
-    async def _answer(self, handler: Handler, scope: Scope, receive: Receive) -> Response:
-        headers: dict[bytes, bytes] = {}
-        for key, value in scope["headers"]:
-            headers.setdefault(key, value)  # the first of a repeated header, as Starlette's get
-        raw = await _read(receive)
+    async def _answer(
+        self, handler: Handler, scope: Scope, receive: Receive, headers: dict[bytes, bytes]
+    ) -> Response:
+        raw = await _read(receive, self.max_body_bytes)
         body: Any = PydanticUndefined  # no body at all: "Field required", as FastAPI says
         if raw:
             content_type = headers.get(b"content-type")
@@ -192,6 +219,15 @@ class HotRoutes:
         return await handler(state.openai, principal, value, raw, scope["state"], headers)
 
 
+def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    async def send_with_header(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), header]
+        await send(message)
+
+    return send_with_header
+
+
 def _body_fields(router: APIRouter) -> dict[str, ModelField]:
     fields = {
         route.path: route.body_field
@@ -203,6 +239,23 @@ def _body_fields(router: APIRouter) -> dict[str, ModelField]:
             f"no FastAPI route with a body for {sorted(set(HANDLERS) - set(fields))}"
         )
     return fields
+
+
+class GatewayApp(FastAPI):
+    """FastAPI whose LLM POST routes are answered by ``hot`` (when set) ahead of the stack."""
+
+    hot: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.hot is not None
+            and scope["type"] == "http"
+            and scope["path"] in HANDLERS
+            and scope["method"] == "POST"
+        ):
+            await self.hot(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _authenticate(ring: KeyRing, authorization: bytes | None) -> Principal:

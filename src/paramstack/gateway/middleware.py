@@ -34,21 +34,19 @@ class RequestContext:
         supplied = None
         length = None
         for key, value in scope["headers"]:
-            if key == b"x-request-id" and _SAFE_ID.match(value):
-                supplied = value.decode()
+            if key == b"x-request-id":
+                supplied = request_id_from(value)
             elif key == b"content-length":
                 length = value
-        request_id = supplied or secrets.token_hex(16)  # 128 random bits, no UUID object
-        scope.setdefault("state", {}).update(request_id=request_id, t0=t0)
-        header = (b"x-request-id", request_id.encode())
+        header = start_request(scope, supplied, t0)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await self._too_large(send_with_id)
+        if too_long(length, self.max_body_bytes):
+            await send_too_large(send_with_id, self.max_body_bytes)
             return
 
         received = 0
@@ -65,13 +63,31 @@ class RequestContext:
 
         await self.app(scope, limited_receive, send_with_id)
 
-    async def _too_large(self, send: Send) -> None:
-        err = PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": orjson.dumps(err.to_openai())})
+
+def request_id_from(value: bytes) -> str | None:
+    """A caller's ``x-request-id`` when it is safe to echo and log, else None."""
+    return value.decode() if _SAFE_ID.match(value) else None
+
+
+def start_request(scope: Scope, supplied: str | None, t0: float) -> tuple[bytes, bytes]:
+    """Puts the request id and start time in ``scope['state']``; returns the response header."""
+    request_id = supplied or secrets.token_hex(16)  # 128 random bits, no UUID object
+    scope.setdefault("state", {}).update(request_id=request_id, t0=t0)
+    return (b"x-request-id", request_id.encode())
+
+
+def too_long(length: bytes | None, limit: int) -> bool:
+    """A Content-Length that is not a number, or over the limit."""
+    return length is not None and (not length.isdigit() or int(length) > limit)
+
+
+async def send_too_large(send: Send, limit: int) -> None:
+    err = PayloadTooLarge(f"request body exceeds {limit} bytes")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": orjson.dumps(err.to_openai())})

@@ -40,13 +40,15 @@ def use_provider(provider: TracerProvider | None) -> None:
     _tracer = None if provider is None else provider.get_tracer("paramstack.gateway")
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the request span middleware and, unless a provider is already set, the OTLP one."""
+def install(app: FastAPI, settings: Settings) -> bool:
+    """Add the request span middleware and, unless a provider is already set, the OTLP one;
+    True when tracing is on (the hot routes then need their own ``TracingMiddleware``)."""
     if not settings.otel_enabled:
-        return
+        return False
     if _tracer is None:
         use_provider(_otlp_provider(settings))
     app.add_middleware(TracingMiddleware)
+    return True
 
 
 def _otlp_provider(settings: Settings) -> TracerProvider:
