@@ -25,6 +25,7 @@ from paramstack.gateway import tracing
 from paramstack.gateway.admin_auth import admin_digest
 from paramstack.gateway.attestation import Attestor, audit_chain, load_key
 from paramstack.gateway.chat_guard import build_chat_guard
+from paramstack.gateway.client_address import parse_trusted_proxies
 from paramstack.gateway.errors import document_errors_as_400, install_error_handlers
 from paramstack.gateway.hot_routes import GatewayApp, HotRoutes
 from paramstack.gateway.limits import InProcessLimiter, build_limiter
@@ -242,11 +243,13 @@ def create_app(
     app.include_router(admin_traffic.router)
     app.include_router(health.router)
     max_body = app.state.settings.max_body_bytes
-    app.add_middleware(RequestContext, max_body_bytes=max_body)
+    trusted = parse_trusted_proxies(app.state.settings.trusted_proxies)
+    app.add_middleware(RequestContext, max_body_bytes=max_body, trusted=trusted)
+    hot = HotRoutes(app, max_body, trusted) if hot_routes else None
     if tracing.install(app, app.state.settings):  # outermost: its span parents everything
-        app.hot = tracing.TracingMiddleware(HotRoutes(app, max_body)) if hot_routes else None
-    elif hot_routes:
-        app.hot = HotRoutes(app, max_body)
+        app.hot = tracing.TracingMiddleware(hot) if hot is not None else None
+    else:
+        app.hot = hot
     document_errors_as_400(app)
     return app
 

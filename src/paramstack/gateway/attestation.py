@@ -15,6 +15,7 @@ from paramstack.attest.keys import KeyStore, SigningKey
 from paramstack.attest.outputs import prediction_output
 from paramstack.config import Settings
 from paramstack.errors import GuardBlocked, ParamstackError
+from paramstack.gateway.client_address import current_client
 from paramstack.gateway.log_writer import LogWriter
 from paramstack.store.audit_tables import AuditEntry
 
@@ -73,9 +74,11 @@ class Attestor:
 
 
 def audit_block(logs: LogWriter, exc: GuardBlocked, *, tenant: str | None, request_id: str) -> None:
-    """A refused request enters the audit chain too (signed or not): which rule, never the text."""
+    """A refused request enters the audit chain too (signed or not): which rule and from which
+    address (trusted proxies' X-Forwarded-For applied), never the text."""
     payload = {
         "request_id": request_id,
+        "client": current_client(),
         "check": exc.check,
         "rule": exc.rule,
         "direction": exc.direction,

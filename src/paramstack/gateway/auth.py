@@ -10,13 +10,17 @@ The dependency is an ``HTTPBearer`` subclass so the OpenAPI schema documents the
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from paramstack.gateway.client_address import current_client
 from paramstack.gateway.tracing import span
-from paramstack.registry.key_ring import KeyRing, Principal
+from paramstack.registry.key_ring import InvalidApiKey, KeyRing, Principal
+
+log = logging.getLogger(__name__)
 
 
 class BearerPrincipal(HTTPBearer):
@@ -24,7 +28,17 @@ class BearerPrincipal(HTTPBearer):
         credentials = await super().__call__(request)  # None when absent or not Bearer
         ring: KeyRing = request.app.state.key_ring
         with span("auth"):
-            return ring.authenticate(credentials.credentials if credentials is not None else None)
+            return authenticated(ring, credentials.credentials if credentials is not None else None)
+
+
+def authenticated(ring: KeyRing, presented: str | None) -> Principal:
+    """``ring.authenticate``, with every refusal logged under the client's address (trusted
+    proxies' X-Forwarded-For applied), never the key: what a fail2ban-style watcher needs."""
+    try:
+        return ring.authenticate(presented)
+    except InvalidApiKey:
+        log.warning("refused an API key from %s", current_client() or "an unknown address")
+        raise
 
 
 bearer_scheme = BearerPrincipal(

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
+
+from starlette.types import Scope
 
 from paramstack.errors import InvalidInput
 
@@ -56,3 +59,26 @@ def client_address(
         if not _is_trusted(hop, trusted):
             return hop
     return current
+
+
+# The current request's TCP peer, its X-Forwarded-For and the trusted proxies, set by the
+# request's first middleware (one task per request) and resolved only when an address is
+# needed: a refused key's log line, a guard block's audit entry.
+_PEER: ContextVar[tuple[str | None, str | None, Sequence[Network]]] = ContextVar(
+    "paramstack_peer", default=(None, None, ())
+)
+
+
+def remember_peer(scope: Scope, trusted: Sequence[Network]) -> None:
+    """Note the request's peer (and, behind trusted proxies, its X-Forwarded-For headers)."""
+    client = scope.get("client")
+    forwarded = None
+    if trusted:  # the header only matters when a proxy may be believed
+        hops = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        forwarded = ",".join(hops) or None
+    _PEER.set((client[0] if client else None, forwarded, trusted))
+
+
+def current_client() -> str | None:
+    """The current request's client address (trusted proxies' X-Forwarded-For applied)."""
+    return client_address(*_PEER.get())

@@ -23,7 +23,7 @@ import email.message
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -37,6 +37,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paramstack.errors import InvalidInput, ParamstackError, PayloadTooLarge
+from paramstack.gateway.auth import authenticated
+from paramstack.gateway.client_address import Network, remember_peer
 from paramstack.gateway.errors import paramstack_error_response, validation_error_response
 from paramstack.gateway.middleware import request_id_from, send_too_large, start_request, too_long
 from paramstack.gateway.routes import openai
@@ -150,9 +152,12 @@ class HotRoutes:
     unexpected exception logged and answered 500 in OpenAI's shape, as the app's handler does.
     """
 
-    def __init__(self, fastapi_app: FastAPI, max_body_bytes: int) -> None:
+    def __init__(
+        self, fastapi_app: FastAPI, max_body_bytes: int, trusted: Sequence[Network] = ()
+    ) -> None:
         self.fastapi_app = fastapi_app
         self.max_body_bytes = max_body_bytes
+        self.trusted = trusted
         self._fields = _body_fields(openai.router)  # path -> the FastAPI route's body field
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,6 +168,7 @@ class HotRoutes:
             headers.setdefault(key, value)  # the first of a repeated header, as Starlette's get
         supplied = headers.get(b"x-request-id")
         request_id = start_request(scope, request_id_from(supplied) if supplied else None, t0)
+        remember_peer(scope, self.trusted)
         if too_long(headers.get(b"content-length"), self.max_body_bytes):
             await send_too_large(_with_header(send, request_id), self.max_body_bytes)
             return
@@ -266,4 +272,4 @@ def _authenticate(ring: KeyRing, authorization: bytes | None) -> Principal:
         if scheme and credentials and scheme.lower() == "bearer":
             token = credentials
     with span("auth"):
-        return ring.authenticate(token)
+        return authenticated(ring, token)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Sequence
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paramstack.errors import PayloadTooLarge
+from paramstack.gateway.client_address import Network, remember_peer
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -22,9 +24,10 @@ class RequestContext:
     present, and otherwise while streaming (the app sees PayloadTooLarge from ``receive``).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, trusted: Sequence[Network] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,6 +42,7 @@ class RequestContext:
             elif key == b"content-length":
                 length = value
         header = start_request(scope, supplied, t0)
+        remember_peer(scope, self.trusted)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
