@@ -34,13 +34,19 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic_core import PydanticUndefined
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paramstack.errors import InvalidInput, ParamstackError, PayloadTooLarge
 from paramstack.gateway.auth import authenticated
 from paramstack.gateway.client_address import Network, remember_peer
 from paramstack.gateway.errors import paramstack_error_response, validation_error_response
-from paramstack.gateway.middleware import request_id_from, send_too_large, start_request, too_long
+from paramstack.gateway.middleware import (
+    request_id_from,
+    send_too_large,
+    start_request,
+    too_long,
+    with_header,
+)
 from paramstack.gateway.routes import openai
 from paramstack.gateway.serving_chat import OpenAIServing
 from paramstack.gateway.tracing import span
@@ -167,10 +173,10 @@ class HotRoutes:
         for key, value in scope["headers"]:
             headers.setdefault(key, value)  # the first of a repeated header, as Starlette's get
         supplied = headers.get(b"x-request-id")
-        request_id = start_request(scope, request_id_from(supplied) if supplied else None, t0)
+        id_header = start_request(scope, request_id_from(supplied) if supplied else None, t0)
         remember_peer(scope, self.trusted)
         if too_long(headers.get(b"content-length"), self.max_body_bytes):
-            await send_too_large(_with_header(send, request_id), self.max_body_bytes)
+            await send_too_large(with_header(send, id_header), self.max_body_bytes)
             return
         state = self.fastapi_app.state
         try:
@@ -184,7 +190,7 @@ class HotRoutes:
         except Exception:
             log.exception("unhandled error on %s", scope["path"])
             response = paramstack_error_response(ParamstackError("internal server error"), state)
-        response.raw_headers.append(request_id)
+        response.raw_headers.append(id_header)
         await response(scope, receive, send)
 
     async def _answer(
@@ -223,15 +229,6 @@ class HotRoutes:
         if errors:
             raise RequestValidationError(errors)
         return await handler(state.openai, principal, value, raw, scope["state"], headers)
-
-
-def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
-    async def send_with_header(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), header]
-        await send(message)
-
-    return send_with_header
 
 
 def _body_fields(router: APIRouter) -> dict[str, ModelField]:

@@ -41,14 +41,8 @@ class RequestContext:
                 supplied = request_id_from(value)
             elif key == b"content-length":
                 length = value
-        header = start_request(scope, supplied, t0)
+        send_with_id = with_header(send, start_request(scope, supplied, t0))
         remember_peer(scope, self.trusted)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
         if too_long(length, self.max_body_bytes):
             await send_too_large(send_with_id, self.max_body_bytes)
             return
@@ -78,6 +72,17 @@ def start_request(scope: Scope, supplied: str | None, t0: float) -> tuple[bytes,
     request_id = supplied or secrets.token_hex(16)  # 128 random bits, no UUID object
     scope.setdefault("state", {}).update(request_id=request_id, t0=t0)
     return (b"x-request-id", request_id.encode())
+
+
+def with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    """``send`` with ``header`` added last to the response's headers."""
+
+    async def send_with_header(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), header]
+        await send(message)
+
+    return send_with_header
 
 
 def too_long(length: bytes | None, limit: int) -> bool:
