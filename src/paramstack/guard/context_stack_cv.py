@@ -24,6 +24,7 @@ from paramstack.guard.context_stack import (
     asked,
     first_stage,
     fit_stacked,
+    logit,
     match_thresholds,
     oof_logits,
     stacked_flags,
@@ -32,6 +33,7 @@ from paramstack.guard.context_stage import FloatMatrix
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_model import InjectionModel
+from paramstack.guard.model_cv import matched_recall
 
 VARIANTS = ("A", "M1", "M2")
 
@@ -91,18 +93,21 @@ def fit_stages(
 
 
 def judge(stages: Stages, texts: list[str], vectors: FloatMatrix) -> dict[str, Any]:
-    """Flags of A, M1, M2 on ``texts`` and how many reached each head."""
+    """Flags of A, M1, M2 on ``texts``, how many reached each head, and each variant's logit
+    margin over its own threshold (for the post-hoc ``matched`` diagnostic)."""
     first: FirstStage = first_stage(InjectionDetector(stages.model), texts)
     scores = stages.m1.scores(first.logit, vectors)
-    return {
-        "A": first.flag,
-        "M1": stacked_flags(first, stages.m1, scores),
-        "M2": stacked_flags(first, stages.m2, scores),
-        "asked": {
-            "M1": int(asked(first, stages.m1.band).sum()),
-            "M2": int(asked(first, None).sum()),
-        },
-    }
+    out: dict[str, Any] = {"A": first.flag, "asked": {}, "margins": {}}
+    fixed = np.where(first.flag, np.inf, -np.inf)
+    out["margins"]["A"] = np.where(first.final, np.inf, first.margin)
+    for name, head in (("M1", stages.m1), ("M2", stages.m2)):
+        out[name] = stacked_flags(first, head, scores)
+        ask = asked(first, head.band)
+        out["asked"][name] = int(ask.sum())
+        limits = np.array([head.lang_thresholds.get(g, head.threshold) for g in first.lang])
+        margin = np.array([logit(s) - logit(t) for s, t in zip(scores, limits, strict=True)])
+        out["margins"][name] = np.where(ask, margin, fixed)
+    return out
 
 
 def stack_cv(
@@ -121,6 +126,7 @@ def stack_cv(
         raise ValueError(f"{len(vectors)} vectors for {len(judged) + len(dev)} rows")
     row_vec, twin_vec = vectors[: len(rows)], vectors[len(rows) : len(judged)]
     flags = {v: np.zeros(len(judged), dtype=bool) for v in VARIANTS}
+    margins = {v: np.zeros(len(judged)) for v in VARIANTS}
     reached = {"M1": 0, "M2": 0}
     started = time.process_time()
     for k in range(cfg.folds):
@@ -137,12 +143,19 @@ def stack_cv(
         out = judge(stages, [judged[i].text for i in held], vectors[held])
         for v in VARIANTS:
             flags[v][held] = out[v]
+            margins[v][held] = out["margins"][v]
         for v in reached:
             reached[v] += out["asked"][v]
     report: dict[str, Any] = {
         "cv": {v: summarise(judged, [bool(f) for f in flags[v]]) for v in VARIANTS},
         "cv_share_reaching_head": {v: round(n / len(judged), 3) for v, n in reached.items()},
         "cpu_seconds": round(time.process_time() - started, 1),
+        # post-hoc diagnostic, not a selection rule: recall when one logit shift of each
+        # variant's thresholds brings its out-of-fold group-mean benign FPR down to A's
+        "matched": {
+            v: matched_recall(judged, [float(m) for m in margins[v]], list(flags["A"]))
+            for v in VARIANTS
+        },
     }
     if dev:
         stages = fit_stages(rows, row_vec, channel, twin_vec, cfg)
