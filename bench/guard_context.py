@@ -11,7 +11,7 @@ latency samples ``bench/guard_models.py`` times (Turkish chat, English task + do
 policy) and through the injection check with and without the stacked stage; all checks with
 the stage = all checks + (stacked - stage 1), measured in the same loop. Needs the head
 (``guard cv-context --head stacked`` writes ``<home>/guard/injection_stack_head.npz``).
-Run: ``PYTHONPATH=src:bench .venv/bin/python bench/guard_context.py --home var --head stacked``.
+Run: ``PYTHONPATH=src .venv/bin/python bench/guard_context.py --home var --head stacked``.
 """
 
 from __future__ import annotations

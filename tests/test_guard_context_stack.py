@@ -140,3 +140,15 @@ def test_detector_asks_the_head_only_in_the_band() -> None:
     assert first.final.tolist() == [False, True] and first.flag.tolist() == [True, True]
     with pytest.raises(ValueError, match="stage 1"):
         StackedDetector(InjectionDetector(None), head(0.0), encode)
+
+
+def test_cv_context_refuses_unknown_encoder_and_head(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from paramstack.cli.guard import app
+
+    runner = CliRunner()
+    for args, word in ((["--encoder", "bert"], "--encoder"), (["--head", "swap"], "--head")):
+        result = runner.invoke(app, ["cv-context", "--data", str(tmp_path), *args])
+        assert result.exit_code != 0
+        assert word in result.output
