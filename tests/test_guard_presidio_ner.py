@@ -153,3 +153,21 @@ def test_guard_check_cli_uses_the_policy(
     refused = runner.invoke(app, ["check", EN, "--policy", str(path)])
     assert refused.exit_code != 0 and isinstance(refused.exception, InvalidInput)
     assert refused.exception.exit_code == 2 and "nowhere" in refused.exception.message
+
+
+@pytest.mark.slow
+def test_guard_eval_times_the_policy_with_the_backend_on(
+    ner_model: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PARAMSTACK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")  # rich would wrap the table's labels
+    out = tmp_path / "eval.json"
+    args = ["eval", "--sets", "latency", "--presidio-model", str(ner_model), "--out", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    report = json.loads(out.read_text())
+    ours, on = report["latency_ms_1kB"], report["latency_ms_1kB_presidio_on"]
+    assert on["pii_p50"] > ours["pii_p50"] > 0  # the NER runs on every text
+    assert "latency, pii.presidio on" in done.output
