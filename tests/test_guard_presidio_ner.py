@@ -5,6 +5,7 @@ ours; a missing pipeline is a ``bad_policy`` error when the guard is built, from
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,10 @@ def test_a_missing_or_unusable_pipeline_is_a_bad_policy_error(tmp_path: Path) ->
         with pytest.raises(InvalidInput, match=message) as caught:
             _guard(tmp_path, presidio=True, presidio_model=model)
         assert caught.value.code == "bad_policy"
+    with pytest.MonkeyPatch.context() as patch:  # the extra not installed: import fails
+        patch.setitem(sys.modules, "presidio_analyzer", None)
+        with pytest.raises(InvalidInput, match="paramstack\\[presidio\\]"):
+            _guard(tmp_path, presidio=True, presidio_model=str(blank))
     with pytest.raises(InvalidInput, match="presidio_entities") as bad:
         Policy.from_dict({"pii": {"presidio_entities": ["PHONE_NUMBER"]}})
     assert bad.value.code == "bad_policy"

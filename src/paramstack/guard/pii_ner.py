@@ -48,9 +48,7 @@ def ensure_available(model: str | None) -> None:
     """Raise ``bad_policy`` when the extra or the named pipeline is missing (loads nothing).
 
     Presidio would otherwise try to download a missing model over the network."""
-    if importlib.util.find_spec("presidio_analyzer") is None or not importlib.util.find_spec(
-        "spacy"
-    ):
+    if any(importlib.util.find_spec(name) is None for name in ("presidio_analyzer", "spacy")):
         raise _bad(
             "pii.presidio is on but Presidio is not installed: pip install 'paramstack[presidio]'"
         )
