@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from paramstack.cli.app import app
 from paramstack.config import Settings
+from paramstack.errors import InvalidInput
 from paramstack.guard.policy import Policy
 from tests.ner_fixture import ner_model  # noqa: F401  (the session fixture)
 from tests.test_openai_gateway import open_gateway
@@ -62,3 +65,15 @@ def test_a_tenant_override_switches_the_backend_on_for_that_tenant_only(
         beta = gw.upstream_saw("beta", USER_TEXT)
     assert alpha and all(NAME not in t for t in alpha) and any("[PERSON_1]" in t for t in alpha)
     assert any(NAME in t for t in beta)  # the base policy has no NER
+
+
+def test_serve_refuses_a_policy_naming_a_missing_pipeline_before_starting(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({"pii": {"presidio": True, "presidio_model": "/nowhere/ner"}}))
+    monkeypatch.setenv("PARAMSTACK_HOME", str(settings.home))
+    monkeypatch.setenv("PARAMSTACK_GUARD_POLICY_FILE", str(path))
+    served = CliRunner().invoke(app, ["serve", "--no-migrate"])  # refused before uvicorn starts
+    assert isinstance(served.exception, InvalidInput) and served.exception.exit_code == 2
+    assert served.exception.code == "bad_policy" and "/nowhere/ner" in served.exception.message
