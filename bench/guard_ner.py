@@ -2,7 +2,8 @@
 
 Samples: the Turkish chat sample ``guard eval`` times, the four 1 kB English texts of
 ``configs/guard/latency_samples.yaml`` and a Turkish/English text full of names and places.
-For each, the PII check alone and all checks (``Guard.run``) are timed with the default policy
+For each, the PII check alone, all checks (``Guard.run``) and the answer streamed in 4-character
+chunks through ``Guard.stream_output`` are timed with the default policy
 and with the NER added, alternating rounds, in CPU time (``time.process_time``: the machine is
 shared, wall time is not comparable across rounds). The NER is ``--model`` (a spaCy pipeline
 with ``ner``), or the tests' tiny model trained on the spot: blank ``tr`` + spaCy's default NER
@@ -49,12 +50,18 @@ def _cpu_ms(fn: Callable[[str], object], text: str, repeats: int) -> float:
     return (time.process_time() - start) * 1e3 / repeats
 
 
+def _stream(guard: Guard, text: str) -> str:
+    """The answer streamed in 4-character chunks (as the echo upstream of the tests does)."""
+    stream = guard.stream_output()
+    return "".join(stream.feed(text[i : i + 4]) for i in range(0, len(text), 4)) + stream.finish()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path("var"))
     parser.add_argument("--model", help="spaCy pipeline with ner (default: train the tiny one)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     model = args.model
     if model is None:
@@ -81,6 +88,7 @@ def main() -> None:
                 parts: dict[str, Callable[[str], object]] = {
                     "pii": lambda t, c=pii: c.scan(TextView(t)),  # type: ignore[misc]
                     "all": lambda t, g=guard: g.run(t, Direction.INPUT),  # type: ignore[misc]
+                    "stream": lambda t, g=guard: _stream(g, t),  # type: ignore[misc]
                 }
                 for part, fn in parts.items():
                     ms = _cpu_ms(fn, text, args.repeats)
@@ -88,7 +96,7 @@ def main() -> None:
     print(f"model {model}; CPU ms per 1 kB, median of {args.rounds} rounds")
     print(f"{'sample.part':<22} {'off':>8} {'on':>8} {'on/off':>7}")
     for sample in samples:
-        for part in ("pii", "all"):
+        for part in ("pii", "all", "stream"):
             off = statistics.median(times[(sample, part, "off")])
             with_ner = statistics.median(times[(sample, part, "on")])
             print(f"{sample + '.' + part:<22} {off:8.3f} {with_ner:8.3f} {with_ner / off:7.1f}")

@@ -122,10 +122,14 @@ class PiiCheck:
     def __init__(self, policy: Policy, resources: GuardResources) -> None:
         cfg = policy.pii
         self.recognizers: list[Recognizer] = [PatternRecognizer(cfg.entities)]
+        # Streams are rescanned as they grow; an NER costs milliseconds per call, so with one
+        # a stream is scanned every 64 new characters rather than at every chunk.
+        self.stream_step = 0
         if cfg.presidio:  # loaded here, once per guard (shared by tenant guards)
             from paramstack.guard.pii_ner import shared
 
             self.recognizers.append(shared(cfg.presidio_model, cfg.presidio_entities))
+            self.stream_step = 64
 
     def scan(self, view: TextView) -> list[Finding]:
         return [

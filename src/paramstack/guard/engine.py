@@ -58,6 +58,10 @@ class Guard:
                         code="bad_policy",
                     )
             self.checks[name] = built
+        # New characters a stream collects before it is scanned again (streaming.py).
+        self.stream_step: int = max(
+            (getattr(c, "stream_step", 0) for c in self.checks.values()), default=0
+        )
 
     @classmethod
     def from_file(cls, path: Path | None = None, home: Path = Path("var")) -> Guard:
