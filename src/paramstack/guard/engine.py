@@ -58,9 +58,14 @@ class Guard:
                         code="bad_policy",
                     )
             self.checks[name] = built
-        # New characters a stream collects before it is scanned again (streaming.py).
+        # New characters a stream (an answer) collects before it is scanned again (streaming.py).
         self.stream_step: int = max(
-            (getattr(c, "stream_step", 0) for c in self.checks.values()), default=0
+            (
+                getattr(c, "stream_step", 0)
+                for name, c in self.checks.items()
+                if getattr(self.policy, name).output is not Action.OFF
+            ),
+            default=0,
         )
 
     @classmethod
