@@ -114,7 +114,8 @@ def _analyzer(nlp: Any, model: str | None, entities: list[str]) -> Any:
 
     language = str(nlp.lang)
     engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model or "blank"}])
-    engine.nlp = {language: nlp}  # type: ignore[assignment]  # loaded by us: Presidio's load() would try to download
+    # Loaded by us: Presidio's own load() would try to download a pipeline it cannot find.
+    engine.nlp = {language: nlp}  # type: ignore[assignment]
     registry = RecognizerRegistry(supported_languages=[language])
     registry.add_recognizer(
         SpacyRecognizer(supported_language=language, supported_entities=entities)
