@@ -81,6 +81,10 @@ def evaluate(
     sets: Annotated[
         str, typer.Option(help=f"Comma list of {', '.join(EVAL_SETS)}; or all.")
     ] = "all",
+    presidio_model: Annotated[
+        str | None,
+        typer.Option(help="spaCy NER pipeline: also time the policy with pii.presidio on."),
+    ] = None,
 ) -> None:
     """Precision/recall per PII type, injection recall/FPR per language, latency per check.
 
@@ -112,7 +116,7 @@ def evaluate(
     if root.is_dir():
         report.update(_data_root_reports(root, detector, wanted))
     if "latency" in wanted:
-        _latency_report(report)
+        _latency_report(report, presidio_model)
     out.write_text(json.dumps(report, indent=2))
     _print_eval(report)
     console.print(f"saved {out}")
@@ -165,9 +169,10 @@ def _data_root_reports(
     return report
 
 
-def _latency_report(report: dict[str, object]) -> None:
-    """Latency per check on a 1 kB sample (toxicity classifier on when it is trained), and
-    Presidio's analyzer beside ours when installed."""
+def _latency_report(report: dict[str, object], presidio_model: str | None = None) -> None:
+    """Latency per check on a 1 kB sample (toxicity classifier on when it is trained),
+    Presidio's analyzer beside ours when installed, and, given a spaCy NER pipeline, the same
+    policy with ``pii.presidio`` on (the serving cost of names and places), in the same run."""
     from paramstack.guard.checks import GuardResources
     from paramstack.guard.engine import Guard
     from paramstack.guard.evaluate import latency_ms
@@ -182,6 +187,12 @@ def _latency_report(report: dict[str, object]) -> None:
     )
     report["latency_ms_1kB"] = latency_ms(guard, sample[:1024])
     report.update(_presidio_side_by_side(sample[:1024]))
+    if presidio_model is not None:
+        on = {"pii": {"presidio": True, "presidio_model": presidio_model}}
+        ner = Guard(policy.with_overrides(on, tenant="eval"), guard.resources)
+        for _ in range(5):  # spaCy's first calls allocate: not the steady state
+            ner.check_input(sample[:1024])
+        report["latency_ms_1kB_presidio_on"] = latency_ms(ner, sample[:1024], repeats=100)
 
 
 def _print_eval(report: dict[str, Any]) -> None:
@@ -216,4 +227,6 @@ def _print_eval(report: dict[str, Any]) -> None:
             table.add_row("presidio latency", key, f"{value:.3f} ms")
     elif "latency_ms_1kB" in report:
         table.add_row("presidio", "not installed", "pip install 'paramstack[presidio]'")
+    for key, value in report.get("latency_ms_1kB_presidio_on", {}).items():
+        table.add_row("latency, pii.presidio on", key, f"{value:.3f} ms")
     console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,6 +32,8 @@ def serve(
         if value is not None:
             os.environ[f"PARAMSTACK_{key}"] = str(value)
     cfg = settings()
+    if cfg.guard:  # a policy naming a missing NER pipeline: one line and exit 2, not a traceback
+        _check_policy(cfg.guard_policy_file)
     if migrate_first:
         migrate.upgrade_url(cfg.resolved_database_url)
     if cfg.workers > 1 and not os.environ.get(MULTIPROC_ENV):
@@ -49,3 +52,14 @@ def serve(
         **SERVER_OPTIONS,
         timeout_graceful_shutdown=30,
     )
+
+
+def _check_policy(path: Path | None) -> None:
+    """Read the guard policy and check what it needs from outside (the Presidio extra and its
+    spaCy pipeline) before uvicorn starts; the workers build the guard itself."""
+    from paramstack.guard.pii_ner import ensure_available
+    from paramstack.guard.policy import Policy
+
+    policy = Policy.from_yaml(path)
+    if policy.pii.presidio:
+        ensure_available(policy.pii.presidio_model)

@@ -120,11 +120,16 @@ class PiiCheck:
     whole_text = False
 
     def __init__(self, policy: Policy, resources: GuardResources) -> None:
-        self.recognizers: list[Recognizer] = [PatternRecognizer(policy.pii.entities)]
-        if policy.pii.presidio:
-            raise InvalidInput(
-                "the Presidio PII backend is not part of this build yet", code="bad_policy"
-            )
+        cfg = policy.pii
+        self.recognizers: list[Recognizer] = [PatternRecognizer(cfg.entities)]
+        # Streams are rescanned as they grow; an NER costs milliseconds per call, so with one
+        # a stream is scanned every 64 new characters rather than at every chunk.
+        self.stream_step = 0
+        if cfg.presidio:  # loaded here, once per guard (shared by tenant guards)
+            from paramstack.guard.pii_ner import shared
+
+            self.recognizers.append(shared(cfg.presidio_model, cfg.presidio_entities))
+            self.stream_step = 64
 
     def scan(self, view: TextView) -> list[Finding]:
         return [

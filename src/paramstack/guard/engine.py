@@ -58,6 +58,15 @@ class Guard:
                         code="bad_policy",
                     )
             self.checks[name] = built
+        # New characters a stream (an answer) collects before it is scanned again (streaming.py).
+        self.stream_step: int = max(
+            (
+                getattr(c, "stream_step", 0)
+                for name, c in self.checks.items()
+                if getattr(self.policy, name).output is not Action.OFF
+            ),
+            default=0,
+        )
 
     @classmethod
     def from_file(cls, path: Path | None = None, home: Path = Path("var")) -> Guard:

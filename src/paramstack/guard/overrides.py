@@ -66,4 +66,8 @@ def merge(base: Policy, override: Mapping[str, Any] | None, tenant: str) -> Poli
                     f"{name}; valid: {sorted(a.value for a in allowed)}",
                     code="bad_policy",
                 )
+    if merged.pii.presidio:  # a missing extra or spaCy pipeline, refused before storage
+        from paramstack.guard.pii_ner import ensure_available
+
+        ensure_available(merged.pii.presidio_model)
     return merged

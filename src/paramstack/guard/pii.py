@@ -1,10 +1,10 @@
 """PII detection and typed masking (``[EMAIL]``, ``[TCKN]``…), optionally reversible per request.
 
 A :class:`Recognizer` turns a text into :class:`Span` s; the built-in :class:`PatternRecognizer`
-uses the checksum-validated finders of :mod:`paramstack.guard.pii_patterns`, and an optional
-Presidio backend (:mod:`paramstack.guard.pii_presidio`) plugs in behind the same protocol for
-names and addresses. Overlaps are resolved once, here: the earlier entity in ``FINDERS`` order
-wins, then the longer span.
+uses the checksum-validated finders of :mod:`paramstack.guard.pii_patterns`, and the optional
+Presidio NER backend (:mod:`paramstack.guard.pii_ner`, ``pii.presidio`` in the policy) plugs in
+behind the same protocol for names and addresses. Overlaps are resolved once, here: the
+earlier entity in ``FINDERS`` order wins (names and places come last), then the longer span.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 * :class:`PresidioRecognizer` runs Presidio's own analyzer with every Turkish-relevant pattern
   recognizer switched on (``TrNationalIdRecognizer`` included), so ``guard eval`` can put its
-  figures and latency beside our fast path, and users with a spaCy NER model get names and
-  addresses (``PERSON`` / ``ADDRESS``) that no pattern can find. Offline, a blank spaCy
-  pipeline is saved to disk and used instead: patterns only, no NER.
+  figures and latency beside our fast path. Offline, a blank spaCy pipeline is saved to disk
+  and used: patterns only, no NER. (Serving names and places is :mod:`~paramstack.guard.pii_ner`,
+  ``pii.presidio`` in the policy: Presidio's NER alone, next to our finders.)
 * :func:`paramstack_recognizers` wraps our checksum finders as Presidio recognizers, for teams
   that already run Presidio: it has no recognizer for the Turkish tax id (VKN) at all, and its
   phone matcher takes any 10-11 digit run; ours validate checksums.

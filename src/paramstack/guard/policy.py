@@ -12,7 +12,7 @@ import enum
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,11 +49,27 @@ class CheckPolicy(_Strict):
         return self.input if direction is Direction.INPUT else self.output
 
 
+NerEntity = Literal["PERSON", "LOCATION", "ORGANIZATION", "NRP"]
+_NAMES_AND_PLACES: list[NerEntity] = ["PERSON", "LOCATION"]  # what no pattern can find
+
+
 class PiiPolicy(CheckPolicy):
     input: Action = Action.MASK
     output: Action = Action.MASK
     entities: list[str] | None = Field(None, description="None = every built-in entity.")
-    presidio: bool = Field(False, description="Add the Presidio backend (needs the extra).")
+    presidio: bool = Field(
+        False, description="Add Presidio's NER (names, places) next to our finders; the extra."
+    )
+    presidio_model: str | None = Field(
+        None,
+        description="spaCy pipeline with an 'ner' component: package name or directory; "
+        "None = a blank pipeline (finds nothing).",
+    )
+    presidio_entities: list[NerEntity] = Field(
+        default_factory=lambda: _NAMES_AND_PLACES.copy(),
+        min_length=1,
+        description="Presidio entities taken from the NER; LOCATION is masked as [ADDRESS].",
+    )
 
 
 class InjectionPolicy(CheckPolicy):

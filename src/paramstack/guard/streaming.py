@@ -7,7 +7,9 @@ falls inside a finding. Identifiers with inner spaces (IBAN, cards, phones) are 
 characters, so ``HOLD = 64`` keeps each one whole in the window. ``CONTEXT`` characters already
 released stay in the scan window (not re-emitted) so that context rules ("doğum tarihi: …",
 "cep: …") see the same words as a whole-text scan does; the streamed masking therefore equals
-``Guard.check_output`` on the concatenated text. The caller's :class:`MaskSession`
+``Guard.check_output`` on the concatenated text. A guard with a costly check (an NER) asks
+for fewer scans (``Guard.stream_step``): the stream then waits for that many more characters
+before releasing, and releases them in one piece. The caller's :class:`MaskSession`
 placeholders are restored on released text (the cut never splits a token, so never a
 placeholder); whole-text checks (copyright) and the disclaimer run in :meth:`finish`.
 """
@@ -42,6 +44,7 @@ class OutputStream:
         self._context = ""  # already released original text, kept for context rules
         self._pending = ""
         self._raw: list[str] = []  # the original answer, for whole-text checks at the end
+        self._hold = HOLD + guard.stream_step  # scan again only after this much is pending
 
     def feed(self, chunk: str) -> str:
         """Add a chunk; return the text that is now safe to send (may be empty).
@@ -50,7 +53,7 @@ class OutputStream:
         """
         self._raw.append(chunk)
         self._pending += chunk
-        if len(self._pending) <= HOLD:
+        if len(self._pending) <= self._hold:
             return ""
         return self._release(final=False)
 

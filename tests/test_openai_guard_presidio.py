@@ -1,0 +1,79 @@
+"""``pii.presidio: true`` on the OpenAI routes (official ``openai`` client, loopback upstream, a
+real spaCy NER trained by the fixture): the upstream never sees the caller's name, the caller
+gets it back, and a tenant override switches the backend on for that tenant only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from paramstack.cli.app import app
+from paramstack.config import Settings
+from paramstack.errors import InvalidInput
+from paramstack.guard.policy import Policy
+from tests.ner_fixture import ner_model  # noqa: F401  (the session fixture)
+from tests.test_openai_gateway import open_gateway
+from tests.test_openai_guard import echo_models  # noqa: F401  (adds the echo model)
+from tests.test_tenant_guard_policy import two_tenants
+
+NAME, PLACE = "John Smith", "London"
+USER_TEXT = f"Please send the report to {NAME} at the {PLACE} office."
+
+
+@pytest.mark.usefixtures("echo_models")
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_never_sees_the_name_and_the_caller_gets_it_back(
+    settings: Settings,
+    tmp_path: Path,
+    ner_model: Path,  # noqa: F811
+    stream: bool,
+) -> None:
+    policy = Policy.from_yaml().model_dump(mode="json")
+    policy["pii"].update(presidio=True, presidio_model=str(ner_model))
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    cfg = settings.model_copy(update={"guard_policy_file": path})
+    with open_gateway(cfg, tmp_path, tokens_per_day=100_000) as gw:
+        messages = [{"role": "user", "content": USER_TEXT}]
+        if stream:
+            chunks = gw.client().chat.completions.create(
+                model="echo",
+                messages=messages,
+                stream=True,  # type: ignore[arg-type]
+            )
+            answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        else:
+            reply = gw.client().chat.completions.create(model="echo", messages=messages)  # type: ignore[arg-type]
+            answer = reply.choices[0].message.content or ""
+        seen = list(gw.upstream.seen)
+    assert seen and all(NAME not in t and PLACE not in t for t in seen)
+    assert any("[PERSON_1]" in t and "[ADDRESS_1]" in t for t in seen)
+    assert answer.startswith(USER_TEXT)  # echoed back with the caller's own values restored
+
+
+def test_a_tenant_override_switches_the_backend_on_for_that_tenant_only(
+    settings: Settings,
+    tmp_path: Path,
+    ner_model: Path,  # noqa: F811
+) -> None:
+    override = {"pii": {"presidio": True, "presidio_model": str(ner_model)}}
+    with two_tenants(settings, tmp_path, {"alpha": override}) as gw:
+        alpha = gw.upstream_saw("alpha", USER_TEXT)
+        beta = gw.upstream_saw("beta", USER_TEXT)
+    assert alpha and all(NAME not in t for t in alpha) and any("[PERSON_1]" in t for t in alpha)
+    assert any(NAME in t for t in beta)  # the base policy has no NER
+
+
+def test_serve_refuses_a_policy_naming_a_missing_pipeline_before_starting(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({"pii": {"presidio": True, "presidio_model": "/nowhere/ner"}}))
+    monkeypatch.setenv("PARAMSTACK_HOME", str(settings.home))
+    monkeypatch.setenv("PARAMSTACK_GUARD_POLICY_FILE", str(path))
+    served = CliRunner().invoke(app, ["serve", "--no-migrate"])  # refused before uvicorn starts
+    assert isinstance(served.exception, InvalidInput) and served.exception.exit_code == 2
+    assert served.exception.code == "bad_policy" and "/nowhere/ner" in served.exception.message
