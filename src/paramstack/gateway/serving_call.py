@@ -16,7 +16,7 @@ import orjson
 from paramstack.backends.protocol import Usage
 from paramstack.errors import LimitExceeded
 from paramstack.gateway.limit_types import Admission, rules_for
-from paramstack.gateway.limits import InProcessLimiter
+from paramstack.gateway.limits import SyncLimiter
 from paramstack.gateway.model_table import ModelRoute
 from paramstack.gateway.tracing import span
 from paramstack.gateway.traffic import Pick
@@ -86,8 +86,8 @@ class Call:
             if usage is not None:
                 spent = usage.total_tokens
             limiter = self.serving.limiter
-            if isinstance(limiter, InProcessLimiter):  # no await: nothing can cancel it, and
-                limiter.settle_now(reservation, spent)  # no cancel scope (~4 µs) is needed
+            if isinstance(limiter, SyncLimiter):  # in-process or LMDB: no await, so nothing
+                limiter.settle_now(reservation, spent)  # can cancel it: no cancel scope (~4 µs)
             else:
                 with anyio.CancelScope(shield=True):
                     await limiter.settle(reservation, spent)
