@@ -76,12 +76,12 @@ def test_uniform_and_mixed_batches_write_the_same_rows(engine: Engine) -> None:
 
 
 def test_sqlite_plain_insert_stores_what_the_core_insert_stores(tmp_path: Path) -> None:
-    """On SQLite a uniform batch giving every column is a plain executemany of SQLAlchemy's
-    compiled statement with its bind processors: the stored values (dates, timestamps,
-    fixed-point cost) must equal, column for column, what a Core insert stores."""
-    rows = [
+    """On SQLite a uniform batch giving every column is sent as multi-row INSERTs of
+    SQLAlchemy's compiled statement with its bind processors: the stored values (dates,
+    timestamps, fixed-point cost) must equal, column for column, what a Core insert stores."""
+    rows = [  # three multi-row statements of 66 rows (999 variables), the last one partial
         _row(n, cost=Decimal("0.000001234567") * n, currency="EUR", created_at=AT, key_id=n)
-        for n in range(1, 4)
+        for n in range(1, 151)
     ]
     engines = []
     for name in ("plain", "core"):
@@ -102,8 +102,9 @@ def test_sqlite_plain_insert_stores_what_the_core_insert_stores(tmp_path: Path) 
             result = conn.exec_driver_sql("SELECT * FROM usage_ledger ORDER BY request_id")
             stored.append([r._asdict() | {"id": None} for r in result])
         eng.dispose()
-    assert stored[0] == stored[1]
-    assert [r["cost_e12"] for r in stored[0]] == [1_234_567 * n for n in range(1, 4)]
+    assert len(stored[0]) == 150 and stored[0] == stored[1]
+    by_request = {r["request_id"]: r["cost_e12"] for r in stored[0]}
+    assert by_request == {f"req-{n}": 1_234_567 * n for n in range(1, 151)}
 
 
 def _renamed(row: dict[str, Any]) -> dict[str, Any]:
