@@ -5,13 +5,14 @@ streams too, across chunk boundaries — and the caller's own values are restore
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 import yaml
 
 from paramstack.config import Settings
-from tests.test_openai_gateway import ledger, open_gateway, write_models
+from tests.test_openai_gateway import Gateway, ledger, open_gateway, write_models
 
 USER_TEXT = "Benim e-postam ayse.yilmaz@ornek.com.tr ve TC kimlik numaram 10000000146."
 LEAKED = ("ops@leak.example.org",)
@@ -33,25 +34,25 @@ def echo_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gateway_tests, "write_models", with_echo)
 
 
+def ask_echo(gw: Gateway, text: str, stream: bool) -> list[str]:
+    """The ``echo`` model's answer to one user message: its streamed pieces, or the whole."""
+    messages: Any = [{"role": "user", "content": text}]
+    if stream:
+        chunks = gw.client().chat.completions.create(model="echo", messages=messages, stream=True)
+        return [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    reply = gw.client().chat.completions.create(model="echo", messages=messages)
+    return [reply.choices[0].message.content or ""]
+
+
 @pytest.mark.usefixtures("echo_models")
 @pytest.mark.parametrize("stream", [False, True])
 def test_pii_is_masked_both_ways_and_restored_for_the_caller(
     settings: Settings, tmp_path: Path, stream: bool
 ) -> None:
     with open_gateway(settings, tmp_path, tokens_per_day=100_000) as gw:
-        messages = [{"role": "user", "content": USER_TEXT}]
-        if stream:
-            chunks = gw.client().chat.completions.create(
-                model="echo",
-                messages=messages,
-                stream=True,  # type: ignore[arg-type]
-            )
-            pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
-            answer = "".join(pieces)
-            assert len(pieces) > 5  # really streamed in pieces
-        else:
-            reply = gw.client().chat.completions.create(model="echo", messages=messages)  # type: ignore[arg-type]
-            answer = reply.choices[0].message.content or ""
+        pieces = ask_echo(gw, USER_TEXT, stream)
+        answer = "".join(pieces)
+        assert len(pieces) > 5 if stream else len(pieces) == 1  # really streamed in pieces
         seen = list(gw.upstream.seen)
     # the upstream saw typed placeholders, never the values
     assert seen, "the upstream got nothing"

@@ -16,7 +16,7 @@ from paramstack.errors import InvalidInput
 from paramstack.guard.policy import Policy
 from tests.ner_fixture import ner_model  # noqa: F401  (the session fixture)
 from tests.test_openai_gateway import open_gateway
-from tests.test_openai_guard import echo_models  # noqa: F401  (adds the echo model)
+from tests.test_openai_guard import ask_echo, echo_models  # noqa: F401  (adds the echo model)
 from tests.test_tenant_guard_policy import two_tenants
 
 NAME, PLACE = "John Smith", "London"
@@ -37,17 +37,7 @@ def test_upstream_never_sees_the_name_and_the_caller_gets_it_back(
     path.write_text(yaml.safe_dump(policy))
     cfg = settings.model_copy(update={"guard_policy_file": path})
     with open_gateway(cfg, tmp_path, tokens_per_day=100_000) as gw:
-        messages = [{"role": "user", "content": USER_TEXT}]
-        if stream:
-            chunks = gw.client().chat.completions.create(
-                model="echo",
-                messages=messages,
-                stream=True,  # type: ignore[arg-type]
-            )
-            answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        else:
-            reply = gw.client().chat.completions.create(model="echo", messages=messages)  # type: ignore[arg-type]
-            answer = reply.choices[0].message.content or ""
+        answer = "".join(ask_echo(gw, USER_TEXT, stream))
         seen = list(gw.upstream.seen)
     assert seen and all(NAME not in t and PLACE not in t for t in seen)
     assert any("[PERSON_1]" in t and "[ADDRESS_1]" in t for t in seen)

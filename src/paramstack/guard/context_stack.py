@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.guard.context_stage import Encode, FloatMatrix
+from paramstack.guard.context_stage import (
+    Encode,
+    FloatMatrix,
+    thresholds_arrays,
+    thresholds_from,
+)
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector, InjectionHit
 from paramstack.guard.injection_model import InjectionModel, TrainConfig, _balanced_weights, train
@@ -56,7 +61,6 @@ class StackedHead:
         return self.lang_thresholds.get(guess_lang(text), self.threshold)
 
     def save(self, path: Path) -> None:
-        names = sorted(self.lang_thresholds)
         with path.open("wb") as fh:
             np.savez(
                 fh,
@@ -65,8 +69,7 @@ class StackedHead:
                 encoder=np.array(self.encoder),
                 band=np.float64(-1.0 if self.band is None else self.band),
                 threshold=np.float64(self.threshold),
-                lang_names=np.array(names, dtype="U8"),
-                lang_values=np.array([self.lang_thresholds[k] for k in names], dtype=np.float64),
+                **thresholds_arrays(self.lang_thresholds),
             )
 
     @classmethod
@@ -79,10 +82,7 @@ class StackedHead:
                 encoder=str(data["encoder"]),
                 band=None if band < 0 else band,
                 threshold=float(data["threshold"]),
-                lang_thresholds={
-                    str(k): float(v)
-                    for k, v in zip(data["lang_names"], data["lang_values"], strict=True)
-                },
+                lang_thresholds=thresholds_from(data),
             )
 
 

@@ -11,9 +11,10 @@ as an ``.npz`` without pickle.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,7 +45,6 @@ class ContextHead:
         return self.lang_thresholds.get(guess_lang(text), self.threshold)
 
     def save(self, path: Path) -> None:
-        names = sorted(self.lang_thresholds)
         with path.open("wb") as fh:
             np.savez(
                 fh,
@@ -52,8 +52,7 @@ class ContextHead:
                 bias=np.float64(self.bias),
                 band=np.float64(self.band),
                 threshold=np.float64(self.threshold),
-                lang_names=np.array(names, dtype="U8"),
-                lang_values=np.array([self.lang_thresholds[k] for k in names], dtype=np.float64),
+                **thresholds_arrays(self.lang_thresholds),
             )
 
     @classmethod
@@ -64,11 +63,23 @@ class ContextHead:
                 bias=float(data["bias"]),
                 band=float(data["band"]),
                 threshold=float(data["threshold"]),
-                lang_thresholds={
-                    str(k): float(v)
-                    for k, v in zip(data["lang_names"], data["lang_values"], strict=True)
-                },
+                lang_thresholds=thresholds_from(data),
             )
+
+
+def thresholds_arrays(lang_thresholds: dict[str, float]) -> dict[str, Any]:
+    """Per-language thresholds as two arrays for ``np.savez`` (no pickled dict in the file)."""
+    names = sorted(lang_thresholds)
+    return {
+        "lang_names": np.array(names, dtype="U8"),
+        "lang_values": np.array([lang_thresholds[k] for k in names], dtype=np.float64),
+    }
+
+
+def thresholds_from(data: Mapping[str, npt.NDArray[Any]]) -> dict[str, float]:
+    """The inverse of :func:`thresholds_arrays`, from a loaded ``.npz``."""
+    pairs = zip(data["lang_names"], data["lang_values"], strict=True)
+    return {str(k): float(v) for k, v in pairs}
 
 
 def fit_head(
