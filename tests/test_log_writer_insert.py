@@ -88,8 +88,7 @@ def test_sqlite_plain_insert_stores_what_the_core_insert_stores(tmp_path: Path) 
         eng = make_engine(f"sqlite:///{tmp_path / name}.db")
         migrate.upgrade(eng)
         engines.append(eng)
-    keys = frozenset(_renamed(rows[0]))
-    assert _plain_insert(UsageRecord.__table__, keys, engines[0].dialect) is not None
+    assert _plain_insert(UsageRecord, frozenset(rows[0]), engines[0].dialect) is not None
     writer = LogWriter(session_factory(engines[0]))
     for row in rows:
         writer.submit(UsageRecord, dict(row))
