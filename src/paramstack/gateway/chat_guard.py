@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
+
+from anyio import to_thread
 
 from paramstack.config import Settings
 from paramstack.errors import ParamstackError, Unavailable
@@ -29,11 +31,21 @@ from paramstack.registry.key_ring import TenantPolicy
 log = logging.getLogger(__name__)
 _DATA_ROLES = frozenset({"tool", "function"})  # messages that carry documents, not the caller
 _Key = tuple[str, str]  # (tenant id, SHA-256 of its stored override)
+_T = TypeVar("_T")
+
+
+async def run_guard(offload: bool, fn: Callable[..., _T], *args: Any) -> _T:
+    """Inline when the checks cost microseconds (a thread hop would cost more); in a worker
+    thread when one runs a model (``Guard.offload``), so the event loop keeps serving."""
+    if offload:
+        return await to_thread.run_sync(fn, *args)
+    return fn(*args)
 
 
 class ChatGuard:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
+        self.offload = guard.offload
         self._tenants: dict[_Key, ChatGuard] = {}  # replaced whole, never mutated in place
         self._failed: dict[_Key, str] = {}  # override that did not build -> why (same rule)
 
@@ -154,6 +166,7 @@ class StreamGuard:
 
     def __init__(self, guard: Guard, session: MaskSession, domain: str | None) -> None:
         self.guard = guard
+        self.offload = guard.offload
         self.session = session
         self.domain = domain
         self.open: dict[int, OutputStream] = {}

@@ -172,7 +172,7 @@ class HybridRouter:
         if self.metrics is not None:
             band = "forced" if hint else complexity.band
             self.metrics.route_decisions.labels(self.name, band, chain[0].name).inc()
-        session = serving._guard_prompt(call, body)
+        session = await serving._guard_prompt(call, body)
         # retrieval after the decision: the score reads the client's messages, so retrieved
         # context never moves a request to a costlier model by itself
         context = await serving._ground(call, body, session)

@@ -22,7 +22,7 @@ from paramstack.attest.outputs import completion_output, completion_texts
 from paramstack.backends.protocol import ChatChunk, ChatResult, Usage
 from paramstack.errors import GuardBlocked, ParamstackError
 from paramstack.gateway.attestation import Attestor, audit_block
-from paramstack.gateway.chat_guard import ChatGuard, StreamGuard
+from paramstack.gateway.chat_guard import ChatGuard, StreamGuard, run_guard
 from paramstack.gateway.limits import Limiter
 from paramstack.gateway.llm_router import RouterTable
 from paramstack.gateway.log_writer import LogWriter
@@ -101,12 +101,13 @@ class OpenAIServing:
                 request_id=call.request_id,
             )
 
-    def _guard_prompt(self, call: Call, body: dict[str, Any]) -> MaskSession | None:
+    async def _guard_prompt(self, call: Call, body: dict[str, Any]) -> MaskSession | None:
         """Before admission: a blocked prompt costs no quota, but still gets its ledger row."""
         if self.guard is None:
             return None
         with self._recorded(call), span("guard.prompt"):
-            return self.guard.for_tenant(call.principal.tenant).guard_prompt(body)
+            guard = self.guard.for_tenant(call.principal.tenant)
+            return await run_guard(guard.offload, guard.guard_prompt, body)
 
     async def _ground(self, call: Call, body: dict[str, Any], session: MaskSession | None) -> int:
         """Retrieval (RAG) into ``body``; returns the context's bytes for the reservation."""
@@ -189,7 +190,7 @@ class OpenAIServing:
             body["max_tokens"] = limit
         body["model"] = route.upstream_model
         call = Call(self, principal, route, request_id, input_sha256, pick)
-        session = self._guard_prompt(call, body)
+        session = await self._guard_prompt(call, body)
         context = await self._ground(call, body, session)
         await call.admit(chat_bound(body_bytes, len(req.messages)) + context + req.n * limit)
         backend = route.backend
@@ -212,7 +213,7 @@ class OpenAIServing:
         body["model"] = route.upstream_model
         prompts = 1 if isinstance(req.prompt, str) else len(req.prompt)
         call = Call(self, principal, route, request_id, input_sha256, pick)
-        session = self._guard_prompt(call, body)
+        session = await self._guard_prompt(call, body)
         await call.admit(text_bound(body_bytes) + prompts * req.n * body["max_tokens"])
         backend = route.backend
         stream = backend.stream_completions if req.stream else None
@@ -232,7 +233,7 @@ class OpenAIServing:
         body = req.model_dump(exclude_unset=True)
         body["model"] = route.upstream_model
         call = Call(self, principal, route, request_id, input_sha256, pick)
-        self._guard_prompt(call, body)
+        await self._guard_prompt(call, body)
         await call.admit(embedding_bound(req.input, body_bytes))
         return await self._whole(call, route.backend.embeddings, body, None, signed=False)
 
@@ -268,7 +269,8 @@ class OpenAIServing:
             if self.guard is not None and session is not None:
                 guard = self.guard.for_tenant(call.principal.tenant)
                 with span("guard.answer"):
-                    guard.guard_answer(result.body, session, call.principal.tenant.domain)
+                    domain = call.principal.tenant.domain
+                    await run_guard(guard.offload, guard.guard_answer, result.body, session, domain)
         except ParamstackError as exc:
             await call.finish(usage, exc.code, exc.http_status)
             raise

@@ -123,8 +123,10 @@ class PiiCheck:
         cfg = policy.pii
         self.recognizers: list[Recognizer] = [PatternRecognizer(cfg.entities)]
         # Streams are rescanned as they grow; an NER costs milliseconds per call, so with one
-        # a stream is scanned every 64 new characters rather than at every chunk.
+        # a stream is scanned every 64 new characters rather than at every chunk, and the
+        # gateway runs the guard in a worker thread (``offload``) so as not to stall its loop.
         self.stream_step = 0
+        self.offload = cfg.presidio
         if cfg.presidio:  # loaded here, once per guard (shared by tenant guards)
             from paramstack.guard.pii_ner import shared
 

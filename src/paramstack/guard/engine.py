@@ -67,6 +67,9 @@ class Guard:
             ),
             default=0,
         )
+        # A check costing milliseconds (an NER model) asks callers on an event loop to run the
+        # guard in a worker thread; the default checks cost microseconds and run inline.
+        self.offload: bool = any(getattr(c, "offload", False) for c in self.checks.values())
 
     @classmethod
     def from_file(cls, path: Path | None = None, home: Path = Path("var")) -> Guard:
