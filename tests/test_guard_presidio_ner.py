@@ -182,3 +182,22 @@ def test_guard_eval_times_the_policy_with_the_backend_on(
     ours, on = report["latency_ms_1kB"], report["latency_ms_1kB_presidio_on"]
     assert on["pii_p50"] > ours["pii_p50"] > 0  # the NER runs on every text
     assert "latency, pii.presidio on" in done.output
+
+
+def test_a_pipeline_no_guard_uses_is_released(ner_model: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Pipelines (tens of MB) are shared weakly: a tenant override's guard that is dropped
+    takes its pipeline with it instead of pinning it until restart."""
+    import gc
+    import shutil
+
+    from paramstack.guard import pii_ner
+
+    own = tmp_path / "own-ner"
+    shutil.copytree(ner_model, own)
+    guard = _guard(tmp_path, presidio=True, presidio_model=str(own))
+    assert "[PERSON_1]" in guard.check_input(EN, session=MaskSession()).text
+    key = str(own.resolve())
+    assert any(k[0] == key for k in list(pii_ner._SHARED))
+    del guard
+    gc.collect()
+    assert not any(k[0] == key for k in list(pii_ner._SHARED))

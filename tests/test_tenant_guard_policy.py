@@ -342,3 +342,30 @@ def test_tenant_guards_share_one_loaded_injection_model(tmp_path: Path) -> None:
     os.utime(path, ns=(1, 1))
     fresh = load_shared(path)
     assert fresh is not loaded[0] and fresh.bias == pytest.approx(model.bias)
+
+
+def test_a_removed_tenant_override_releases_its_model(tmp_path: Path) -> None:
+    """Models are shared weakly: once no guard uses a file's model (the tenant whose override
+    named it is gone), the process lets it go instead of holding it until restart."""
+    import gc
+
+    from paramstack.guard import injection_model
+    from paramstack.guard.datasets import OWN_TR, seed_prompts
+    from paramstack.guard.injection_model import TrainConfig, train
+
+    rows = seed_prompts() + seed_prompts(OWN_TR)
+    cfg = TrainConfig(bits=14, epochs=20, folds=0, target_fpr=0.05)
+    model, _ = train([r.text for r in rows], [r.label for r in rows], cfg)
+    own = tmp_path / "tenant-model.npz"
+    model.save(own)
+    base = ChatGuard(Guard(BASE, GuardResources(home=tmp_path / "base")))
+    tenant = _tenant("alpha", {"injection": {"model_path": str(own)}})
+    base.prepare([tenant])
+    held = base.for_tenant(tenant).guard.checks["injection"].detector.model  # type: ignore[attr-defined]
+    assert held is not None and held.bias == pytest.approx(model.bias)
+    key = str(own.resolve())
+    assert any(k[0] == key for k in list(injection_model._SHARED))
+    del held
+    base.prepare([])  # the tenant is gone
+    gc.collect()
+    assert not any(k[0] == key for k in list(injection_model._SHARED))

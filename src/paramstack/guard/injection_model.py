@@ -20,6 +20,7 @@ import json
 import re
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -187,7 +188,10 @@ class InjectionModel:
             )
 
 
-_SHARED: dict[tuple[str, int, int], InjectionModel] = {}
+# Weak values: a model lives while some guard uses it (tenant overrides come and go).
+_SHARED: weakref.WeakValueDictionary[tuple[str, int, int], InjectionModel] = (
+    weakref.WeakValueDictionary()
+)
 _SHARED_LOCK = threading.Lock()
 
 
@@ -202,9 +206,7 @@ def load_shared(path: Path) -> InjectionModel:
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _SHARED_LOCK:
         found = _SHARED.get(key)
-        if found is None:
-            for old in [k for k in _SHARED if k[0] == key[0]]:
-                del _SHARED[old]  # the file changed: drop the stale copy
+        if found is None:  # new, retrained (new mtime or size), or released by its last guard
             found = _SHARED[key] = InjectionModel.load(path)
         return found
 

@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,10 @@ NER_ENTITIES = {
 # Our own masks and placeholders ("[PERSON_1]") in a model's answer: a name-like token to a
 # NER, but it must reach MaskSession.restore untouched.
 _MASK = re.compile(r"\[[A-Z][A-Z_]*(?:_\d+)?\]")
-_SHARED: dict[tuple[str, float, tuple[str, ...]], NerRecognizer] = {}
+# Weak values: a pipeline lives while some guard uses it (tenant overrides come and go).
+_SHARED: weakref.WeakValueDictionary[tuple[str, float, tuple[str, ...]], NerRecognizer] = (
+    weakref.WeakValueDictionary()
+)
 _SHARED_LOCK = threading.Lock()
 
 
@@ -133,8 +137,6 @@ def shared(model: str | None, entities: Sequence[str]) -> NerRecognizer:
     key = (where or "", stamp, tuple(entities))
     with _SHARED_LOCK:
         found = _SHARED.get(key)
-        if found is None:
-            for old in [k for k in _SHARED if k[0] == key[0] and k[2] == key[2]]:
-                del _SHARED[old]  # the pipeline was retrained: drop the stale copy
+        if found is None:  # new, retrained (new mtime), or released by its last guard
             found = _SHARED[key] = NerRecognizer(model, entities)
         return found
