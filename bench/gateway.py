@@ -51,7 +51,8 @@ OURS = {
     "ours": "key auth, rate limits, daily token quota and usage ledger on (TARGETS.md's list; "
     "neither peer has a guard)",
     "ours-guard": "the same with the default guard policy too (PII, injection, toxicity, "
-    "copyright on prompt and answer)",
+    "copyright on prompt and answer; the bench repeats one prompt, so from session 10 its "
+    "verdict is remembered and only the answer is scanned each time)",
 }
 
 

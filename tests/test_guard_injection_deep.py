@@ -120,7 +120,8 @@ def test_the_served_check_scores_windows(rows: list[tuple[str, int, str]], tmp_p
     guard = Guard(resources=GuardResources(home=tmp_path, injection_model=model))
     with pytest.raises(GuardBlocked):
         guard.check_input(BURIED)
-    model.windows = 0
+    model.windows = 0  # a new guard: the first one remembers its verdict on this prompt
+    guard = Guard(resources=GuardResources(home=tmp_path, injection_model=model))
     assert guard.check_input(BURIED).text == BURIED
 
 

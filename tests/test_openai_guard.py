@@ -81,3 +81,24 @@ def test_injection_is_refused_with_the_rule_and_costs_no_quota(
     [row] = ledger(settings)
     assert row.status == "guard_blocked" and row.status_code == 403
     assert row.tokens_in == 0 and row.tokens_out == 0
+
+
+@pytest.mark.usefixtures("echo_models")
+def test_a_resent_prompt_is_not_rescanned_and_is_masked_the_same(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Clients resend the system prompt and history on every turn: the second time each text
+    is a remembered verdict (counted on /metrics), masked and restored exactly as the first."""
+    import httpx
+
+    from tests.test_openai_metrics import scrape, value
+
+    with open_gateway(settings, tmp_path, tokens_per_day=100_000) as gw:
+        answers = [ask_echo(gw, USER_TEXT, stream=False)[0] for _ in range(2)]
+        seen = list(gw.upstream.seen)
+        samples = scrape(httpx.get(f"{gw.server.url}/metrics").text)
+    metric = "paramstack_guard_verdict_cache_lookups"
+    assert value(samples, metric, result="hit") >= 1
+    assert value(samples, metric, result="miss") >= 1
+    assert len(seen) == 2 and seen[0] == seen[1] and "10000000146" not in seen[1]
+    assert all(a.startswith(USER_TEXT) for a in answers)  # restored for the caller both times

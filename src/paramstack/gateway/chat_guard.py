@@ -70,6 +70,12 @@ class ChatGuard:
             )
         return found
 
+    def verdict_lookups(self) -> tuple[int, int]:
+        """Verdict cache (hits, misses) of the base guard and every live tenant guard."""
+        caches = [g.guard.verdicts for g in (self, *self._tenants.values())]
+        live = [c for c in caches if c is not None]
+        return sum(c.hits for c in live), sum(c.misses for c in live)
+
     def prepare(self, tenants: Iterable[TenantPolicy]) -> None:
         """Build the guard of every tenant with an override (kept when unchanged), and drop
         those of overrides no longer in use. Runs in a worker thread at each key-ring refresh;
@@ -113,34 +119,38 @@ class ChatGuard:
         policy = overrides.merge(self.guard.policy, override, tenant.id)
         return ChatGuard(Guard(policy, self.guard.resources))
 
-    def _input(self, text: str, session: MaskSession, data: bool = False) -> str:
-        return self.guard.check_input(text, session=session, data=data).text
-
-    def guard_prompt(self, body: dict[str, Any]) -> MaskSession:
-        """Mask (in place) every text the caller sent; raises ``GuardBlocked`` on an attack."""
+    def guard_prompt(self, body: dict[str, Any], tenant: str = "") -> MaskSession:
+        """Mask (in place) every text the caller sent; raises ``GuardBlocked`` on an attack.
+        ``tenant`` scopes the remembered verdicts (a resent system prompt is not rescanned)."""
         session = MaskSession()
+
+        def screen(text: str, data: bool = False) -> str:
+            return self.guard.check_input(text, session=session, data=data, tenant=tenant).text
+
         for message in body.get("messages", []):
             content = message.get("content")
             data = message.get("role") in _DATA_ROLES  # tool output: judged as a document
             if isinstance(content, str):
-                message["content"] = self._input(content, session, data)
+                message["content"] = screen(content, data)
             elif isinstance(content, list):
                 for part in content:
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        part["text"] = self._input(part["text"], session, data)
+                        part["text"] = screen(part["text"], data)
         for key in ("prompt", "input"):  # completions, embeddings
             value = body.get(key)
             if isinstance(value, str):
-                body[key] = self._input(value, session)
+                body[key] = screen(value)
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-                body[key] = [self._input(v, session) for v in value]
+                body[key] = [screen(v) for v in value]
         return session
 
-    def document_screen(self, session: MaskSession | None) -> Callable[[str], str]:
+    def document_screen(
+        self, session: MaskSession | None, tenant: str = ""
+    ) -> Callable[[str], str]:
         """For retrieved chunks: each is judged as a document (like tool output) and its PII
         masked in the caller's session; raises ``GuardBlocked`` when one carries an injection."""
         own = session if session is not None else MaskSession()
-        return lambda text: self._input(text, own, data=True)
+        return lambda text: self.guard.check_input(text, session=own, data=True, tenant=tenant).text
 
     def guard_answer(self, body: dict[str, Any], session: MaskSession, domain: str | None) -> None:
         """Apply the output policy (in place) to every choice of a whole response."""

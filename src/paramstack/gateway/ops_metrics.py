@@ -36,11 +36,20 @@ class OpsMetrics:
             "paramstack_audit_entries_since_checkpoint", "Audit entries appended after the "
             "newest signed checkpoint.", registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
+        self.verdict_lookups = Gauge(
+            "paramstack_guard_verdict_cache_lookups", "Prompt verdict cache lookups since each "
+            "live guard was built, by result (hit: the prompt was not scanned again).",
+            ["result"], registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         for kind in WRITER_KINDS:
             self.writer_pending.labels(kind).set(0)
 
     def rows_dropped(self, kind: str, reason: str, n: int) -> None:
         self.writer_dropped.labels(kind, reason).inc(n)
+
+    def verdicts(self, hits: int, misses: int) -> None:
+        self.verdict_lookups.labels("hit").set(hits)
+        self.verdict_lookups.labels("miss").set(misses)
 
     def refresh(self, writer: LogWriter) -> None:
         queued = writer.pending_by_kind()

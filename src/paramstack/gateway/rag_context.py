@@ -125,7 +125,9 @@ class ChatRetriever:
             return None
         texts = [h.text for h in hits]
         if guard is not None:  # ~1 ms per kB and chunk: off the event loop, like retrieval
-            screen = guard.for_tenant(principal.tenant).document_screen(session)
+            screen = guard.for_tenant(principal.tenant).document_screen(
+                session, principal.tenant.id
+            )
             with span("guard.context"):
                 texts = await to_thread.run_sync(lambda: [screen(h.text) for h in hits])
         sources = "\n\n".join(

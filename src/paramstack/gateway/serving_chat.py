@@ -106,8 +106,9 @@ class OpenAIServing:
         if self.guard is None:
             return None
         with self._recorded(call), span("guard.prompt"):
-            guard = self.guard.for_tenant(call.principal.tenant)
-            return await run_guard(guard.offload, guard.guard_prompt, body)
+            tenant = call.principal.tenant
+            guard = self.guard.for_tenant(tenant)
+            return await run_guard(guard.offload, guard.guard_prompt, body, tenant.id)
 
     async def _ground(self, call: Call, body: dict[str, Any], session: MaskSession | None) -> int:
         """Retrieval (RAG) into ``body``; returns the context's bytes for the reservation."""

@@ -25,6 +25,7 @@ from paramstack.guard.findings import Decision, Finding, GuardResult
 from paramstack.guard.pii import MaskSession, mask, resolve_overlaps
 from paramstack.guard.pii_patterns import Span
 from paramstack.guard.policy import Action, Direction, Policy
+from paramstack.guard.verdict_cache import Verdict, VerdictCache
 
 if TYPE_CHECKING:
     from paramstack.guard.streaming import OutputStream
@@ -70,6 +71,8 @@ class Guard:
         # A check costing milliseconds (an NER model) asks callers on an event loop to run the
         # guard in a worker thread; the default checks cost microseconds and run inline.
         self.offload: bool = any(getattr(c, "offload", False) for c in self.checks.values())
+        entries = self.policy.verdict_cache
+        self.verdicts: VerdictCache | None = VerdictCache(entries) if entries else None
 
     @classmethod
     def from_file(cls, path: Path | None = None, home: Path = Path("var")) -> Guard:
@@ -80,11 +83,47 @@ class Guard:
         return self.policy.version
 
     def check_input(
-        self, text: str, *, session: MaskSession | None = None, data: bool = False
+        self,
+        text: str,
+        *,
+        session: MaskSession | None = None,
+        data: bool = False,
+        tenant: str = "",
     ) -> GuardResult:
         """Scan a prompt; returns the text to forward (masked) or raises ``GuardBlocked``.
-        ``data``: a document (tool output, retrieved context) rather than the caller's words."""
-        return self.run(text, Direction.INPUT, session=session, data=data)
+        ``data``: a document (tool output, retrieved context) rather than the caller's words.
+        ``tenant``: the scope of remembered verdicts (a text resent in it is not scanned again)."""
+        if self.verdicts is None:
+            return self.run(text, Direction.INPUT, session=session, data=data)
+        result, spans = self._remembered(self.verdicts, text, data, tenant)
+        if spans:
+            result.text = mask(text, spans, session)
+        return result
+
+    def _remembered(
+        self, cache: VerdictCache, text: str, data: bool, tenant: str
+    ) -> tuple[GuardResult, list[Span]]:
+        """:meth:`scan` of a prompt through the verdict cache: the same result, block included."""
+        key = cache.key(text, tenant, data)
+        verdict = cache.get(key)
+        if verdict is None:
+            try:
+                result, spans = self.scan(text, Direction.INPUT, data=data)
+            except GuardBlocked as exc:
+                cache.put(key, Verdict.of_block(exc))
+                raise
+            found = (tuple(result.findings), tuple(result.warnings), tuple(spans))
+            cache.put(key, Verdict(result.decision, *found))
+            return result, spans
+        if verdict.blocked is not None:
+            check, rule = verdict.blocked
+            log.info("guard block %s on %s (remembered)", rule, Direction.INPUT.value)
+            raise GuardBlocked(
+                check=check, rule=rule, direction="input", policy_version=self.policy.version
+            )
+        findings, warnings = list(verdict.findings), list(verdict.warnings)
+        result = GuardResult(text, verdict.decision, findings, warnings, self.policy.version)
+        return result, list(verdict.spans)
 
     def check_output(
         self, text: str, *, session: MaskSession | None = None, domain: str | None = None

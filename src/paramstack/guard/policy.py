@@ -128,6 +128,12 @@ class Policy(_Strict):
     toxicity: ToxicityPolicy = ToxicityPolicy()
     copyright: CopyrightPolicy = CopyrightPolicy()
     disclaimers: DisclaimerPolicy = DisclaimerPolicy()
+    verdict_cache: int = Field(
+        4096,
+        ge=0,
+        description="Prompts whose verdicts are remembered (by digest, per tenant) so a "
+        "resent system prompt or history is not scanned again; 0 = off.",
+    )
 
     @classmethod
     def from_yaml(cls, path: Path | None = None) -> Policy:

@@ -32,5 +32,8 @@ async def metrics(request: Request) -> Response:
     predictor = request.app.state.predictor
     telemetry.logs_pending.set(predictor.logs.pending)
     telemetry.ops.refresh(predictor.logs)
+    guard = request.app.state.openai.guard
+    if guard is not None:
+        telemetry.ops.verdicts(*guard.verdict_lookups())
     request.app.state.openai.observe_breakers()
     return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
