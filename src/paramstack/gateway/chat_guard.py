@@ -34,10 +34,11 @@ _Key = tuple[str, str]  # (tenant id, SHA-256 of its stored override)
 _T = TypeVar("_T")
 
 
-async def run_guard(offload: bool, fn: Callable[..., _T], *args: Any) -> _T:
-    """Inline when the checks cost microseconds (a thread hop would cost more); in a worker
-    thread when one runs a model (``Guard.offload``), so the event loop keeps serving."""
-    if offload:
+async def run_guard(engine: Guard, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` inline when ``engine``'s checks cost microseconds (a thread hop would cost
+    more); in a worker thread when one runs a model (``Guard.offload``), so the event loop
+    keeps serving."""
+    if engine.offload:
         return await to_thread.run_sync(fn, *args)
     return fn(*args)
 
@@ -45,7 +46,6 @@ async def run_guard(offload: bool, fn: Callable[..., _T], *args: Any) -> _T:
 class ChatGuard:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.offload = guard.offload
         self._tenants: dict[_Key, ChatGuard] = {}  # replaced whole, never mutated in place
         self._failed: dict[_Key, str] = {}  # override that did not build -> why (same rule)
 
@@ -176,7 +176,6 @@ class StreamGuard:
 
     def __init__(self, guard: Guard, session: MaskSession, domain: str | None) -> None:
         self.guard = guard
-        self.offload = guard.offload
         self.session = session
         self.domain = domain
         self.open: dict[int, OutputStream] = {}

@@ -108,7 +108,7 @@ class OpenAIServing:
         with self._recorded(call), span("guard.prompt"):
             tenant = call.principal.tenant
             guard = self.guard.for_tenant(tenant)
-            return await run_guard(guard.offload, guard.guard_prompt, body, tenant.id)
+            return await run_guard(guard.guard, guard.guard_prompt, body, tenant.id)
 
     async def _ground(self, call: Call, body: dict[str, Any], session: MaskSession | None) -> int:
         """Retrieval (RAG) into ``body``; returns the context's bytes for the reservation."""
@@ -271,7 +271,7 @@ class OpenAIServing:
                 guard = self.guard.for_tenant(call.principal.tenant)
                 with span("guard.answer"):
                     domain = call.principal.tenant.domain
-                    await run_guard(guard.offload, guard.guard_answer, result.body, session, domain)
+                    await run_guard(guard.guard, guard.guard_answer, result.body, session, domain)
         except ParamstackError as exc:
             await call.finish(usage, exc.code, exc.http_status)
             raise

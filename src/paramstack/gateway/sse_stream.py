@@ -61,7 +61,7 @@ async def sse_events(
         while chunk is not None:
             usage = chunk.usage or usage
             if guard is not None:
-                await run_guard(guard.offload, guard.rewrite, chunk.body)
+                await run_guard(guard.guard, guard.rewrite, chunk.body)
             last = chunk.body
             collect(chunk.body, sent)
             event = _event(chunk, call.route.name, include_usage)
@@ -69,7 +69,7 @@ async def sse_events(
                 yield event
             chunk = await anext(chunks, None)
         if guard is not None:
-            for index, text in (await run_guard(guard.offload, guard.leftovers)).items():
+            for index, text in (await run_guard(guard.guard, guard.leftovers)).items():
                 sent.setdefault(index, []).append(text)
                 yield _tail_event(last, index, text, call.route.name)
         attestation = call.serving.attest(call, ["".join(sent[i]) for i in sorted(sent)])
