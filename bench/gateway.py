@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS: dict[str, Callable[[str, Path], AbstractContextManager[Target]]] = {
     "ours": ours,
     "ours-guard": functools.partial(ours, guard=True),
+    "ours-guard-nocache": functools.partial(ours, guard=True, remember=False),
     "litellm": litellm,
     "portkey": portkey,
 }
@@ -53,6 +54,8 @@ OURS = {
     "ours-guard": "the same with the default guard policy too (PII, injection, toxicity, "
     "copyright on prompt and answer; the bench repeats one prompt, so from session 10 its "
     "verdict is remembered and only the answer is scanned each time)",
+    "ours-guard-nocache": "the guard run with verdict_cache 0: every prompt scanned, as a "
+    "never-seen prompt is",
 }
 
 
@@ -228,7 +231,8 @@ def main() -> int:
                             ours,
                             workers=args.workers,
                             limiter=args.ours_limiter,
-                            guard=name == "ours-guard",
+                            guard=name != "ours",
+                            remember=name != "ours-guard-nocache",
                         )
                     elif name == "litellm":
                         peer = functools.partial(litellm, workers=args.workers)

@@ -268,19 +268,36 @@ def redis_server(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def ours(
-    upstream_url: str, work: Path, workers: int = 1, limiter: str = "auto", guard: bool = False
+    upstream_url: str,
+    work: Path,
+    workers: int = 1,
+    limiter: str = "auto",
+    guard: bool = False,
+    remember: bool = True,
 ) -> Iterator[Target]:
     """``workers`` processes; with several they share limits and quotas through the LMDB file
     (``limiter="auto"``, what ``serve --workers N`` picks) or a private Redis. ``guard``: the
-    default guard policy on prompts and answers (the peers have none), else off."""
+    default guard policy on prompts and answers (the peers have none), else off.
+    ``remember=False``: the same policy with ``verdict_cache: 0``, so the bench's repeated
+    prompt is scanned on every request as a never-seen prompt would be."""
     from paramstack import __version__
+    from paramstack.guard.policy import Policy
 
-    env, key = prepare_home(work / ("home-guard" if guard else "home"), upstream_url)
+    home = work / ("home" if not guard else "home-guard" if remember else "home-guard-nocache")
+    env, key = prepare_home(home, upstream_url)
     env["PARAMSTACK_GUARD"] = "true" if guard else "false"
+    name = f"paramstack {__version__}" + (" + guard" if guard else "")
+    if guard and not remember:
+        policy = home / "policy-nocache.json"
+        policy.write_text(
+            Policy.from_yaml().model_copy(update={"verdict_cache": 0}).model_dump_json()
+        )
+        env["PARAMSTACK_GUARD_POLICY_FILE"] = str(policy)
+        name += " (no verdict cache)"
     port = free_port()
     args = [sys.executable, "-m", "paramstack", "serve", "--port", str(port)]
     args += ["--workers", str(workers), "--log-level", "warning"]
-    name, pids = f"paramstack {__version__}" + (" + guard" if guard else ""), []
+    pids: list[int] = []
     with contextlib.ExitStack() as stack:
         if limiter == "redis":
             url, redis_pid = stack.enter_context(redis_server(work))
