@@ -91,6 +91,20 @@ def test_fine_tune_separates_rows_and_loss_falls(tuned: tuple) -> None:
     assert z[: len(ATTACKS)].min() > z[len(ATTACKS) :].max()
 
 
+def test_fine_tune_is_deterministic(tmp_path: Path) -> None:
+    folder = _tiny_bert(tmp_path / "hf")
+    tokenizer = WindowTokenizer(folder / "tokenizer.json", WindowConfig(16, 8, 8))
+    cfg = FinetuneConfig(epochs=2, batch=4, lr=3e-3, threads=1)
+    texts, labels = ATTACKS + BENIGN, [1] * len(ATTACKS) + [0] * len(BENIGN)
+    runs = []
+    for _ in range(2):
+        model = load_base(folder, seed=0)
+        log = fine_tune(model, tokenizer, texts, labels, ["en:a"] * len(texts), cfg, False)
+        runs.append((log["loss"], score_texts(model, tokenizer, texts)))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
+
+
 def test_long_text_scores_its_highest_window(tuned: tuple) -> None:
     model, tokenizer, _ = tuned
     filler = " ".join(["the weather is nice today"] * 6)
