@@ -269,3 +269,23 @@ def test_window_thresholds_matched_in_cv_and_in_train_injection(home: Path) -> N
     meta = json.loads(path.with_suffix(".meta.json").read_text())
     calibration = meta["window_calibration"]
     assert calibration["twin_rows"] > 0 and set(calibration["matched_fpr"]) >= {"en"}
+
+
+@pytest.mark.slow  # two fine-tunes of a 1-layer BERT plus two n-gram fits: ~15 s loaded
+def test_cv_finetune_runs_end_to_end_on_a_tiny_bert(home: Path, tmp_path: Path) -> None:
+    from tests.test_guard_finetune import _tiny_bert
+
+    out = home / "cvf.json"
+    args = ["--data", str(home / "data"), "--out", str(out), "--folds", "2", "--epochs", "20"]
+    args += ["--per-family", "12", "--threads", "1"]
+    result = CliRunner().invoke(
+        app, ["cv-finetune", *args, "--base", str(_tiny_bert(tmp_path / "hf"))]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report["cv"]) == {"A", "F", "F1"} and len(report["folds"]) == 2
+    en = [report["cv"][v]["en"] for v in ("A", "F", "F1")]
+    assert len({(r["attacks"], r["benign"]) for r in en}) == 1 and en[0]["attacks"] > 0
+    assert all(f["tune_rows"] > 0 and f["calibration_rows"] > 0 for f in report["folds"])
+    bad = CliRunner().invoke(app, ["cv-finetune", *args, "--base", str(tmp_path / "nothing")])
+    assert bad.exit_code != 0 and "config.json" in bad.output

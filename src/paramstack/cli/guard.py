@@ -217,4 +217,4 @@ def train_toxicity(
 
 # The guard sub-app's other commands live in their own modules; importing them here registers
 # them wherever ``app`` is used (the root CLI, tests), after ``app`` and the shared helpers exist.
-from paramstack.cli import guard_context, guard_eval, guard_models  # noqa: E402, F401
+from paramstack.cli import guard_context, guard_eval, guard_finetune, guard_models  # noqa: E402, F401

@@ -60,7 +60,7 @@ def generate(
                 (note, 0, "gen-channel.clean", f"task:{lang}:{t_i}"),
             ):
                 text = _fill(text, spec["fill"], rng)
-                rows.setdefault(text, Prompt(text, label, lang, source, key))
+                rows.setdefault(text, Prompt(text, label, lang, source, key, f"task:{lang}:{t_i}"))
     return list(rows.values())
 
 

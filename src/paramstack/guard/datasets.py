@@ -50,6 +50,7 @@ class Prompt:
     lang: str
     source: str
     key: str = ""  # the template a generated row came from; "" = the row stands alone
+    frame: str = ""  # task × document rows: the task template (an attack's key is its injection)
 
     @property
     def fold_key(self) -> str:
