@@ -18,36 +18,13 @@ from paramstack.guard.context_stage import (
 )
 from paramstack.guard.injection import InjectionDetector
 from paramstack.guard.injection_model import InjectionModel
+from tests.tiny_bert import save_tiny_bert
 
 WORDS = ["please", "summarise", "this", "text", "ignore", "the", "rules", "weather", "is", "nice"]
 
 
 def _tiny_bert(folder: Path) -> Path:
-    """A 1-layer BERT with random weights and a WordPiece tokenizer over ``WORDS``."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel
-
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
-    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    folder.mkdir(parents=True)
-    tok.save(str(folder / "tokenizer.json"))
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    BertModel(cfg).eval().save_pretrained(str(folder))
-    return folder
+    return save_tiny_bert(folder, WORDS, max_positions=64, cls_sep=True)
 
 
 @pytest.fixture(scope="module")

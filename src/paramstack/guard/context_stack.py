@@ -28,7 +28,7 @@ from paramstack.guard.context_stage import (
 )
 from paramstack.guard.datasets import Prompt, train_group
 from paramstack.guard.injection import InjectionDetector, InjectionHit
-from paramstack.guard.injection_model import InjectionModel, TrainConfig, _balanced_weights, train
+from paramstack.guard.injection_model import InjectionModel, TrainConfig, balanced_weights, train
 from paramstack.guard.textnorm import guess_lang
 from paramstack.guard.thresholds import lang_of
 
@@ -122,7 +122,7 @@ def fit_stacked(
 
     x = np.hstack([np.asarray(logits, dtype=np.float64)[:, None], vectors.astype(np.float64)])
     clf = LogisticRegression(C=c, max_iter=3000)
-    clf.fit(x, np.asarray(labels), sample_weight=_balanced_weights(labels, groups) * len(labels))
+    clf.fit(x, np.asarray(labels), sample_weight=balanced_weights(labels, groups) * len(labels))
     return StackedHead(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
 
 

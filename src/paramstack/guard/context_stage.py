@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paramstack.guard.injection import InjectionDetector, InjectionHit
-from paramstack.guard.injection_model import _balanced_weights
+from paramstack.guard.injection_model import balanced_weights
 from paramstack.guard.textnorm import guess_lang
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -90,7 +90,7 @@ def fit_head(
     held-out rows (:func:`injection_model._thresholds`)."""
     from sklearn.linear_model import LogisticRegression
 
-    weights = _balanced_weights(labels, groups) * len(labels)
+    weights = balanced_weights(labels, groups) * len(labels)
     clf = LogisticRegression(C=c, max_iter=2000)
     clf.fit(vectors, np.asarray(labels), sample_weight=weights)
     return ContextHead(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from paramstack.guard.injection_model import _balanced_weights
+from paramstack.guard.injection_model import balanced_weights
 from paramstack.guard.token_windows import (
     WindowConfig,
     WindowTokenizer,
@@ -62,7 +62,7 @@ def load_base(folder: Path, seed: int = 0) -> Any:
 
 def row_weights(labels: Sequence[int], groups: Sequence[str]) -> npt.NDArray[np.float32]:
     """Square-rooted balanced cell weights, mean 1."""
-    w = np.sqrt(_balanced_weights(labels, groups).astype(np.float64))
+    w = np.sqrt(balanced_weights(labels, groups).astype(np.float64))
     return np.asarray(w / w.mean(), dtype=np.float32)
 
 

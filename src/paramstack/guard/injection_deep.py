@@ -24,7 +24,7 @@ from paramstack.guard.injection_model import (
     InjectionModel,
     IntArray,
     TrainConfig,
-    _balanced_weights,
+    balanced_weights,
 )
 
 
@@ -136,7 +136,7 @@ def fit_deep(
         list(layer.parameters()) + list(out.parameters()), lr=deep.lr, weight_decay=cfg.l2
     )
     y = torch.tensor(np.asarray(labels, dtype=np.float32))
-    weight = torch.tensor(_balanced_weights(labels, groups) * len(labels))
+    weight = torch.tensor(balanced_weights(labels, groups) * len(labels))
     tensors = [torch.from_numpy(r) for r in rows]
     rng = np.random.default_rng(cfg.seed)
     for _ in range(deep.epochs):

@@ -362,7 +362,7 @@ def _fit(
     cols = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     row_of = np.repeat(np.arange(len(rows)), lengths)
     vals = np.repeat(1 / np.sqrt(np.maximum(lengths, 1)), lengths).astype(np.float32)
-    sample_w = _balanced_weights(labels, groups)
+    sample_w = balanced_weights(labels, groups)
     dim = 1 << cfg.bits
     w = np.zeros(dim, dtype=np.float32)
     b = 0.0
@@ -387,7 +387,9 @@ def _fit(
     )
 
 
-def _balanced_weights(labels: Sequence[int], groups: Sequence[str]) -> npt.NDArray[np.float32]:
+def balanced_weights(labels: Sequence[int], groups: Sequence[str]) -> npt.NDArray[np.float32]:
+    """Row weights summing to 1 that give every (group, label) cell the same total: a family
+    of a few hundred generated rows must not outweigh a hand-written set of twenty."""
     cells: dict[tuple[str, int], int] = {}
     for g, lab in zip(groups, labels, strict=True):
         cells[(g, lab)] = cells.get((g, lab), 0) + 1
