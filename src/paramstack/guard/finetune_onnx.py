@@ -7,6 +7,7 @@ windows of real texts before it is written (max absolute logit difference).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Sequence
@@ -72,8 +73,7 @@ def export_classifier(
             dynamo=False,
         )
     shutil.copy(tokenizer_json, out_dir / "tokenizer.json")
-    meta = {"max_tokens": windows.max_tokens, "stride": windows.stride}
-    (out_dir / META_FILE).write_text(json.dumps({**meta, "max_windows": windows.max_windows}))
+    (out_dir / META_FILE).write_text(json.dumps(dataclasses.asdict(windows)))
     tokenizer = WindowTokenizer(tokenizer_json, windows)
     want = score_texts(model, tokenizer, parity_texts)
     got = FinetunedScorer(out_dir).logits(parity_texts)
@@ -89,8 +89,7 @@ class FinetunedScorer:
     def __init__(self, folder: Path, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        meta = json.loads((folder / META_FILE).read_text())
-        self.windows = WindowConfig(meta["max_tokens"], meta["stride"], meta["max_windows"])
+        self.windows = WindowConfig(**json.loads((folder / META_FILE).read_text()))
         self.tokenizer = WindowTokenizer(folder / "tokenizer.json", self.windows)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
